@@ -1,0 +1,33 @@
+# Two commands do everything:  make book   and   make test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install book test test-unit test-notebooks clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (riemannkit)"
+	touch $(STAMP)
+
+# Executes every notebook with its quick offline defaults, then builds the HTML book (warnings are errors).
+book: install
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+test: test-unit test-notebooks
+
+test-unit: install
+	$(BIN)/python -m pytest tests -q
+
+test-notebooks: install
+	$(BIN)/python -m pytest --nbval-lax notebooks -q -p no:cacheprovider
+
+clean:
+	rm -rf _build
