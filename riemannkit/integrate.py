@@ -85,15 +85,22 @@ def target_output(model: nn.Module, x: torch.Tensor, target: torch.Tensor, outpu
     return logits.gather(1, target.view(-1, 1)).squeeze(1)
 
 
-def gradients(model: nn.Module, points: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
-    """∇f at each point (N, C, H, W) for its class ``target`` (N,); raises on non-finite values."""
+def values_and_gradients(
+    model: nn.Module, points: torch.Tensor, target: torch.Tensor, output: str = "prob"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """f (N,) and ∇f (N, C, H, W) at each point for its class ``target`` (N,) from one forward pass."""
     with torch.enable_grad():
         pts = points.detach().requires_grad_(True)
         f = target_output(model, pts, target, output)
         (g,) = torch.autograd.grad(f.sum(), pts)
     if not torch.isfinite(g).all():
         raise FloatingPointError("gradient of the model output is not finite (NaN or Inf) at some path point")
-    return g
+    return f.detach(), g
+
+
+def gradients(model: nn.Module, points: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
+    """∇f at each point (N, C, H, W) for its class ``target`` (N,); raises on non-finite values."""
+    return values_and_gradients(model, points, target, output)[1]
 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:

@@ -97,10 +97,12 @@ def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, truncate: float = 4.0) 
     blurred images and their exact derivative with respect to σ."""
     b, c, h, w = x.shape
     sigmas = sigmas.to(x)
-    radius = max(1, int(math.ceil(truncate * float(sigmas.max()))))
-    # A kernel wider than the image adds only zero-padding products: cap it without changing the result.
-    radius = min(radius, max(h, w) - 1)
-    k, dk = _gauss_kernels(sigmas, radius)
+    full = max(1, int(math.ceil(truncate * float(sigmas.max()))))
+    # A kernel wider than the image adds only zero-padding products: cap it without changing the result
+    # (normalise over the full truncated kernel first, then crop, so the weights stay those of scipy).
+    radius = min(full, max(h, w) - 1)
+    k, dk = _gauss_kernels(sigmas, full)
+    k, dk = k[:, full - radius : full + radius + 1], dk[:, full - radius : full + radius + 1]
     img = x.reshape(1, b * c, h, w).expand(len(sigmas), -1, -1, -1)
     blurred = _separable(img, k, k)
     dblurred = _separable(img, dk, k) + _separable(img, k, dk)

@@ -1,0 +1,190 @@
+"""Shared tiny synthetic models for the riemannkit tests.
+
+All models are cheap ``nn.Module`` s on inputs such as (2, 3, 8, 8).  ``attribute`` casts images to
+float32, so the models used through it are float32; the closed-form helpers (``grad``, ``f``) let the
+tests compute exact answers in float64.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+# Make the package importable however pytest is started (it is not installed in the venv).
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHAPE = (3, 8, 8)
+NFEAT = math.prod(SHAPE)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+class LinearModel(nn.Module):
+    """f_k(x) = w_k · flatten(x) + c_k, with ``n_out`` logits."""
+
+    def __init__(self, shape=SHAPE, n_out: int = 2, seed: int = 0, dtype=torch.float32):
+        super().__init__()
+        self.shape = tuple(shape)
+        nfeat = math.prod(self.shape)
+        self.lin = nn.Linear(nfeat, n_out, dtype=dtype)
+        g = _gen(seed)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.randn(n_out, nfeat, generator=g, dtype=dtype))
+            self.lin.bias.copy_(torch.randn(n_out, generator=g, dtype=dtype))
+
+    def forward(self, x):
+        return self.lin(x.flatten(1))
+
+    def w(self, target: int = 0) -> torch.Tensor:
+        return self.lin.weight[target].detach().view(self.shape)
+
+
+class QuadraticModel(nn.Module):
+    """One logit f(x) = ½ xᵀQx + bᵀx over the flattened image (Q symmetric)."""
+
+    def __init__(self, shape=SHAPE, seed: int = 1, scale: float = 1.0):
+        super().__init__()
+        self.shape = tuple(shape)
+        nfeat = math.prod(self.shape)
+        g = _gen(seed)
+        m = torch.randn(nfeat, nfeat, generator=g, dtype=torch.float64)
+        q = (m + m.T) / (2 * math.sqrt(nfeat)) * scale
+        self.Q = nn.Parameter(q.float(), requires_grad=False)
+        self.b = nn.Parameter(torch.randn(nfeat, generator=g).float(), requires_grad=False)
+        self.Q64, self.b64 = q, self.b.detach().double()
+
+    def forward(self, x):
+        v = x.flatten(1)
+        return (0.5 * ((v @ self.Q) * v).sum(1) + v @ self.b).unsqueeze(1)
+
+    def f(self, x: torch.Tensor) -> torch.Tensor:
+        v = x.double().flatten(1)
+        return 0.5 * ((v @ self.Q64) * v).sum(1) + v @ self.b64
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        v = x.double().flatten(1)
+        return (v @ self.Q64 + self.b64).view(x.shape)
+
+    def hess_dot(self, d: torch.Tensor) -> torch.Tensor:
+        """Q d per image, shaped like d."""
+        return (d.double().flatten(1) @ self.Q64).view(d.shape)
+
+
+class CubicModel(nn.Module):
+    """One logit f(x) = (v · x)³ / 6, so on the IG path from 0, |g'(α)| grows linearly in α."""
+
+    def __init__(self, shape=SHAPE, seed: int = 2):
+        super().__init__()
+        self.shape = tuple(shape)
+        v = torch.randn(math.prod(self.shape), generator=_gen(seed), dtype=torch.float64)
+        v = v / v.norm()
+        self.v = nn.Parameter(v.float(), requires_grad=False)
+        self.v64 = v
+
+    def forward(self, x):
+        return ((x.flatten(1) @ self.v) ** 3 / 6).unsqueeze(1)
+
+
+class ConvNet(nn.Module):
+    """A tiny non-linear classifier: conv → tanh → pool → linear, 3 classes."""
+
+    def __init__(self, seed: int = 3):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x):
+        return self.fc(self.pool(torch.tanh(3 * self.conv(x))).flatten(1))
+
+
+class ScalarModel(nn.Module):
+    """A 1-feature model f(u) = exp(sin(3u)) on (N, 1, 1, 1) inputs (one logit)."""
+
+    def __init__(self):
+        super().__init__()
+        self.k = nn.Parameter(torch.tensor(3.0), requires_grad=False)
+
+    def forward(self, x):
+        return torch.exp(torch.sin(self.k * x.flatten(1)))
+
+
+class NaNModel(nn.Module):
+    """A model whose output and gradient are NaN."""
+
+    def __init__(self, shape=SHAPE):
+        super().__init__()
+        self.lin = nn.Linear(math.prod(shape), 2)
+
+    def forward(self, x):
+        return self.lin(x.flatten(1)) * torch.tensor(float("nan"))
+
+
+class Counting(nn.Module):
+    """Wraps a model and records the batch size of every forward call."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.calls: list[int] = []
+
+    def forward(self, x):
+        self.calls.append(x.shape[0])
+        return self.inner(x)
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    """Two (3, 8, 8) images in [0, 1], float32."""
+    return torch.rand(2, *SHAPE, generator=_gen(10))
+
+
+@pytest.fixture
+def baseline() -> torch.Tensor:
+    """A non-zero baseline for the two images."""
+    return 0.5 * torch.rand(2, *SHAPE, generator=_gen(11))
+
+
+@pytest.fixture
+def linear_model() -> LinearModel:
+    return LinearModel().eval()
+
+
+@pytest.fixture
+def quad_model() -> QuadraticModel:
+    return QuadraticModel().eval()
+
+
+@pytest.fixture
+def cubic_model() -> CubicModel:
+    return CubicModel().eval()
+
+
+@pytest.fixture
+def conv_model() -> ConvNet:
+    return ConvNet().eval()
+
+
+@pytest.fixture
+def scalar_model() -> ScalarModel:
+    return ScalarModel().eval()
+
+
+@pytest.fixture
+def nan_model() -> NaNModel:
+    return NaNModel().eval()
+
+
+@pytest.fixture
+def counting():
+    """Factory: ``counting(model)`` wraps a model to count its forward calls."""
+    return Counting
