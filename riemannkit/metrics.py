@@ -16,5 +16,7 @@ def completeness_error(attr: torch.Tensor, f_input: torch.Tensor, f_baseline: to
 def completeness_error_pooled(attr: torch.Tensor, f_input: torch.Tensor, f_baseline: torch.Tensor) -> float:
     """Ratio of sums Σ_b |Σ attr_b − Δf_b| / Σ_b |Δf_b| (RiemannOpt's pipeline, with a signed Δf)."""
     delta = (f_input - f_baseline).double()
+    if (delta == 0).all():
+        raise ValueError("f(x) − f(x') is 0 for every image: the pooled relative completeness error is undefined")
     total = attr.double().flatten(1).sum(1)
     return float((total - delta).abs().sum() / delta.abs().sum())

@@ -92,12 +92,18 @@ def _separable(img: torch.Tensor, kh: torch.Tensor, kw: torch.Tensor) -> torch.T
     return out.view(a, n, h, w)
 
 
-def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, truncate: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_blur(
+    x: torch.Tensor, sigmas: torch.Tensor, truncate: float = 4.0, support_sigma: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Blur (B, C, H, W) at each σ (zero padding as scipy's mode='constant'); returns (A, B, C, H, W)
-    blurred images and their exact derivative with respect to σ."""
+    blurred images and their exact derivative with respect to σ.
+
+    Every kernel spans truncate·``support_sigma`` pixels each side (default: the largest σ given), so a
+    path passes a fixed ``support_sigma`` to make each point independent of the other σ in the call."""
     b, c, h, w = x.shape
     sigmas = sigmas.to(x)
-    full = max(1, int(math.ceil(truncate * float(sigmas.max()))))
+    top = float(sigmas.max()) if support_sigma is None else float(support_sigma)
+    full = max(1, int(math.ceil(truncate * top)))
     # A kernel wider than the image adds only zero-padding products: cap it without changing the result
     # (normalise over the full truncated kernel first, then crop, so the weights stay those of scipy).
     radius = min(full, max(h, w) - 1)
@@ -122,7 +128,9 @@ def blur(
     if not (max_sigma > 0 and math.isfinite(max_sigma)):
         raise ValueError(f"max_sigma must be a positive finite number, got {max_sigma!r}")
     sigmas = (1 - alphas.to(x)) * max_sigma
-    points, dpoints_dsigma = gaussian_blur(x, sigmas)
+    # One kernel support for the whole path (that of max_sigma): γ(α) must not depend on which other
+    # alphas are evaluated in the same chunk (batch_size), nor jump where the support would change.
+    points, dpoints_dsigma = gaussian_blur(x, sigmas, support_sigma=max_sigma)
     return points, -max_sigma * dpoints_dsigma
 
 

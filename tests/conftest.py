@@ -188,3 +188,14 @@ def nan_model() -> NaNModel:
 def counting():
     """Factory: ``counting(model)`` wraps a model to count its forward calls."""
     return Counting
+
+
+@pytest.fixture
+def model_classes():
+    """The model classes above, for tests that need a non-default shape or seed."""
+    import types
+
+    return types.SimpleNamespace(
+        Linear=LinearModel, Quadratic=QuadraticModel, Cubic=CubicModel, Conv=ConvNet,
+        Scalar=ScalarModel, NaN=NaNModel, Counting=Counting,
+    )
