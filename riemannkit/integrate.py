@@ -114,8 +114,11 @@ def _prepare(model: nn.Module, x: torch.Tensor, target, batch_size: int) -> tupl
         raise ValueError(f"x must be a (B, C, H, W) batch of images, got shape {tuple(x.shape)}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    device = next(model.parameters()).device
-    x = x.to(device=device, dtype=torch.float32)
+    # Inputs follow the model's device and floating dtype (float32 for the shipped models).
+    ref = next(iter([*model.parameters(), *model.buffers()]), None)
+    device = ref.device if ref is not None else torch.device("cpu")
+    dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+    x = x.to(device=device, dtype=dtype)
     if target is None:
         target = predict(model, x, batch_size)
     target = torch.as_tensor(target, device=device).long().reshape(-1)
@@ -166,6 +169,18 @@ def attribute(
     if output not in OUTPUTS:
         raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(OUTPUTS)}")
     x, target = _prepare(model, x, target, batch_size)
+    if x.shape[0] > batch_size:
+        # More images than one batch holds: attribute them a batch at a time.
+        base = path_kwargs.get("baseline")
+        per_image = base is not None and torch.as_tensor(base).shape == x.shape
+        parts = []
+        for i in range(0, x.shape[0], batch_size):
+            kw = dict(path_kwargs)
+            if per_image:
+                kw["baseline"] = torch.as_tensor(base)[i : i + batch_size]
+            sl = slice(i, i + batch_size)
+            parts.append(attribute(model, x[sl], path, rule, n, alphas, target[sl], output, batch_size, **kw))
+        return Attribution(*(torch.cat([getattr(p, f) for p in parts]) for f in Attribution._fields[:4]), parts[0].n_gradients)
     if alphas is not None:
         nodes = check_alphas(alphas)
         weights = schedule_weights(nodes)

@@ -303,3 +303,16 @@ def test_unknown_path_kwargs(linear_model, images):
 def test_non_finite_gradient_raises(nan_model, images, path):
     with pytest.raises(FloatingPointError, match="not finite"):
         rk.attribute(nan_model, images, path=path, n=4, target=0)
+
+
+def test_more_images_than_batch_size_matches_one_batch_with_per_image_baselines():
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
+    x = torch.rand(5, 3, 4, 4, dtype=torch.float64)
+    base = torch.rand(5, 3, 4, 4, dtype=torch.float64)
+    for path, kw in [("ig", {"baseline": base}), ("guidedig", {"baseline": base}), ("blurig", {"max_sigma": 2.0})]:
+        one = rk.attribute(net, x, path=path, n=8, output="logit", batch_size=64, **kw)
+        split = rk.attribute(net, x, path=path, n=8, output="logit", batch_size=2, **kw)
+        assert split.attr.dtype == torch.float64  # follows the model's dtype
+        torch.testing.assert_close(split.attr, one.attr)
+        torch.testing.assert_close(split.f_baseline, one.f_baseline)
