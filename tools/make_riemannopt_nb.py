@@ -109,6 +109,24 @@ table = E.completeness_table(net, x_eval, rows, steps, schedules, batch_size=bat
 display(Markdown(E.markdown_table(table, steps)))
 display(Markdown(f"*{model}, photos {eval_names}, schedules from {calib_names} (m={n_calib}, k={k}); "
                  f"{prov['device']}, torch {prov['torch']}, {prov['date']}.*"))'''))
+cells.append(md(r'''### Why Guided IG's error does not fall with more steps
+
+Guided IG's rows do not improve with $n$, with or without RiemannOpt. The path is not at fault: its
+segments, integrated with 4-point Gauss–Legendre each, add up to $f(x) - f(x')$ closely (the line
+integral along any path must). The left rule is: Guided IG chooses which features to move by their
+|gradient| *at the start of the step*, so the gradient at the left point is systematically unlike the
+gradient along the step, and that bias does not shrink as the steps do. The stored run of
+`benchmarks/gig_left_bias.py` below measures both errors.'''))
+cells.append(code('''bias = pathlib.Path("../results/gig_left_bias.json")
+if bias.is_file():
+    rec = json.loads(bias.read_text())
+    lines = ["| n | image | left-rule error | GL4-per-segment error |", "|---:|---|---:|---:|"]
+    lines += [f"| {r['n']} | {r['image']} | {r['left_error']:.3f} | {r['gl4_segment_error']:.3f} |" for r in rec["rows"]]
+    pv = rec["provenance"]
+    display(Markdown("\\n".join(lines) + f"\\n\\n*{rec['model']}; {pv['device']}, torch {pv['torch']}, commit "
+                     f"{pv['git_commit']}, {pv['date']}; `{pv['command']}`.*"))
+else:
+    print("no stored run yet:", bias)'''))
 cells.append(md(r'''## The bound against the error
 
 Powell lowers $B$ by construction. Whether that lowers the real error depends on how well the
@@ -141,6 +159,23 @@ if save_results:
         for n, a in s["alphas"].items():
             rk.save_schedule(f"../results/schedules/{model}_{p}_n{n}.json", a, model=model, path=p, k=k,
                              m=n_calib, grid=s["grid"], gprime=s["gprime"], images=calib_names)'''))
+cells.append(md(r'''## A larger run, stored with its provenance
+
+The table above is the quick run this page executed. The next cell shows the stored result of a larger
+run of this same notebook (more photos, the 128-step column, a finer Algorithm 1 grid), made with the
+command recorded in it.'''))
+cells.append(code('''stored = pathlib.Path("../results/riemannopt_table1_cpu.json")
+if stored.is_file():
+    rec = json.loads(stored.read_text())
+    st = [int(n) for n in rec["steps"]]
+    tab = {r: {int(n): v for n, v in row.items()} for r, row in rec["table"].items()}
+    display(Markdown(E.markdown_table(tab, st)))
+    pv = rec["provenance"]
+    display(Markdown(f"*Stored run: {rec['model']}, evaluated photos {rec['images_eval']}, schedules from "
+                     f"{rec['images_calib']} (k={rec['k']}); {pv['device']}, torch {pv['torch']}, "
+                     f"commit {pv['git_commit']}, {pv['date']}; command: `{pv['command']}`.*"))
+else:
+    print("no stored larger run yet:", stored)'''))
 cells.append(md(r'''## What this chapter checks
 
 * Powell lowers the paper's bound $B$ below linear spacing for every path (what it optimises).
