@@ -1,4 +1,5 @@
 """riemannkit: accurate path-integral attributions (IG, BlurIG, Guided IG) for fewer gradient calls."""
+from .idgi import idgi_attribute
 from .integrate import RULES, Attribution, attribute, rule_nodes, schedule_weights
 from .metrics import completeness_error, completeness_error_pooled
 from .paths import PATH_NAMES
@@ -6,7 +7,7 @@ from .schedule import estimate_gprime, fit_schedule, linear_schedule, load_sched
 
 __version__ = "0.1.0"
 __all__ = [
-    "RULES", "PATH_NAMES", "Attribution", "attribute", "rule_nodes", "schedule_weights",
+    "RULES", "PATH_NAMES", "idgi_attribute", "Attribution", "attribute", "rule_nodes", "schedule_weights",
     "completeness_error", "completeness_error_pooled", "estimate_gprime", "fit_schedule",
     "linear_schedule", "paper_bound", "save_schedule", "load_schedule", "__version__",
 ]

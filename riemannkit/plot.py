@@ -16,7 +16,7 @@ def gprime_with_points(ax, grid: np.ndarray, gprime: np.ndarray, schedules: dict
     ax.set_ylabel(r"mean $|g'(\alpha)|$")
     ax.set_xlim(0, 1)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=7, loc="best", framealpha=0.85)
 
 
 def saliency_image(attr: torch.Tensor, q: float = 0.99) -> np.ndarray:
