@@ -10,18 +10,17 @@ completeness; :func:`step_sweep` repeats both over step counts and schedules.
 """
 from __future__ import annotations
 
+import hashlib
 import math
-import warnings
 from typing import Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from . import integrate as I
 from . import metrics as M
 from . import paths as P
-from .idgi import idgi_combine
+from .idgi import path_and_idgi, path_and_idgi_schedules  # noqa: F401  (re-exported)
 
 METHODS = ("ig", "ig+idgi", "blurig", "blurig+idgi", "guidedig", "guidedig+idgi")
 # The row order of the IDGI reproducibility study's Tables 1–3.
@@ -60,103 +59,6 @@ def _check_methods(methods: Sequence[str]) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError(f"methods holds duplicates: {list(methods)}")
     return names
-
-
-def _warn_lost(lost: torch.Tensor) -> None:
-    if bool((lost != 0).any()):
-        idx = torch.nonzero(lost != 0).flatten().tolist()
-        warnings.warn(
-            f"IDGI: zero-gradient steps with non-zero Δf in image(s) {idx}; they contribute 0, so Σ attr "
-            f"misses Δf = {lost[idx].tolist()} of f(x) − f(x')",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-
-def path_and_idgi(
-    model: nn.Module,
-    x: torch.Tensor,
-    path: str = "ig",
-    n: int = 16,
-    alphas=None,
-    target=None,
-    output: str = "prob",
-    batch_size: int = 64,
-    **path_kwargs,
-) -> tuple[I.Attribution, I.Attribution]:
-    """(plain left-rule, IDGI) attributions of one path from the same n gradient evaluations per image.
-
-    Equal to ``riemannkit.attribute(..., rule='left')`` and ``riemannkit.idgi.idgi_attribute`` with the
-    same ``n`` or schedule ``alphas``, at half their joint cost.  Images are processed ``batch_size``
-    path points (images × alphas) at a time.
-    """
-    path = P.check_path_name(path)
-    if output not in I.OUTPUTS:
-        raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(I.OUTPUTS)}")
-    x, target = I._prepare(model, x, target, batch_size)
-    if x.shape[0] > batch_size:
-        base = path_kwargs.get("baseline")
-        per_image = base is not None and torch.as_tensor(base).shape == x.shape
-        parts = []
-        for i in range(0, x.shape[0], batch_size):
-            kw = dict(path_kwargs)
-            if per_image:
-                kw["baseline"] = torch.as_tensor(base)[i : i + batch_size]
-            sl = slice(i, i + batch_size)
-            parts.append(path_and_idgi(model, x[sl], path, n, alphas, target[sl], output, batch_size, **kw))
-        return tuple(
-            I.Attribution(*(torch.cat([getattr(p[k], f) for p in parts]) for f in I.Attribution._fields[:4]), parts[0][k].n_gradients)
-            for k in (0, 1)
-        )
-    nodes = I.check_alphas(alphas) if alphas is not None else I.rule_nodes("left", n)[0]
-    b = x.shape[0]
-    with torch.no_grad():
-        f_input = I.target_output(model, x, target, output)
-    if path == "guidedig":
-        extra = set(path_kwargs) - {"baseline", "fraction", "max_dist"}
-        if extra:
-            raise ValueError(f"path='guidedig' does not take {sorted(extra)}; accepted: ['baseline', 'fraction', 'max_dist']")
-        values: list[torch.Tensor] = []
-
-        def grad_fn(pts: torch.Tensor) -> torch.Tensor:
-            fg = [I.values_and_gradients(model, p, t, output) for p, t in zip(pts.split(batch_size), target.split(batch_size))]
-            values.append(torch.cat([f for f, _ in fg]))
-            return torch.cat([g for _, g in fg])
-
-        grads, deltas = P.guided_ig(grad_fn, x, nodes, **path_kwargs)
-        plain = (grads * deltas).sum(0)
-        idgi, lost = idgi_combine(grads, torch.cat([torch.stack(values), f_input.unsqueeze(0)]))
-        f_baseline = values[0]
-    else:
-        fn = P.path_function(path, **path_kwargs)
-        weights = I.schedule_weights(nodes).to(device=x.device, dtype=x.dtype)
-        a_dev = nodes.to(device=x.device, dtype=x.dtype)
-        per = max(1, batch_size // b)
-        plain = torch.zeros_like(x)
-        idgi = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
-        lost = torch.zeros(b, dtype=torch.float64, device=x.device)
-        pending, f_baseline = None, None
-        for s in range(0, len(nodes), per):
-            pts, vel = fn(x, a_dev[s : s + per])
-            a = pts.shape[0]
-            f, g = I.values_and_gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output)
-            f, g = f.view(a, b), g.view(a, b, *x.shape[1:])
-            plain += torch.tensordot(weights[s : s + a], g * vel, dims=1)
-            if f_baseline is None:
-                f_baseline = f[0]
-            # A chunk's last IDGI step needs f at the next chunk's first point: combine one chunk behind.
-            if pending is not None:
-                d, l = idgi_combine(pending[1], torch.cat([pending[0], f[:1]]))
-                idgi, lost = idgi + d, lost + l
-            pending = (f, g)
-        d, l = idgi_combine(pending[1], torch.cat([pending[0], f_input.unsqueeze(0)]))
-        idgi, lost = idgi + d, lost + l
-    _warn_lost(lost)
-    k = len(nodes)
-    return (
-        I.Attribution(plain.to(x.dtype), f_input, f_baseline, target, k),
-        I.Attribution(idgi.to(x.dtype), f_input, f_baseline, target, k),
-    )
 
 
 def _alphas_for(alphas, path: str):
@@ -199,6 +101,71 @@ def method_maps(
     return {m: out[m] for m in names}
 
 
+def sweep_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    methods: Sequence[str],
+    n_steps: Sequence[int],
+    schedules: Mapping[str, Mapping[int, Sequence[float]]] | None = None,
+    target=None,
+    output: str = "prob",
+    batch_size: int = 64,
+    path_kwargs: Mapping[str, Mapping] | None = None,
+) -> dict[int, dict[str, I.Attribution]]:
+    """{n: {method: Attribution}} for each step count n in ``n_steps``: linear left-rule points i/n, or ``schedules``
+    {path: {n: alphas}} (e.g. RiemannOpt's); points shared between step counts are computed once."""
+    names = _check_methods(methods)
+    steps = _check_steps(n_steps)
+    path_kwargs = dict(path_kwargs or {})
+    bad = set(path_kwargs) - set(P.PATH_NAMES)
+    if bad:
+        raise ValueError(f"path_kwargs has unknown path(s) {sorted(bad)}; accepted values: {', '.join(P.PATH_NAMES)}")
+    x, target = I._prepare(model, x, target, batch_size)
+    out: dict[int, dict[str, I.Attribution]] = {n: {} for n in steps}
+    for path in dict.fromkeys(parse_method(m)[0] for m in names):
+        if schedules is None:
+            scheds = [I.rule_nodes("left", n)[0] for n in steps]
+        else:
+            if path not in schedules or any(n not in schedules[path] for n in steps):
+                have = sorted(schedules.get(path, {})) if isinstance(schedules, Mapping) else None
+                raise ValueError(f"schedules must hold a schedule for path={path!r} and every n in {steps}; it has n={have}")
+            scheds = [schedules[path][n] for n in steps]
+        res = path_and_idgi_schedules(model, x, path, scheds, target, output, batch_size, **path_kwargs.get(path, {}))
+        for n, (plain, idgi) in zip(steps, res):
+            out[n][path], out[n][path + "+idgi"] = plain, idgi
+    return {n: {m: maps[m] for m in names} for n, maps in out.items()}
+
+
+def _check_steps(n_steps: Sequence[int]) -> list[int]:
+    steps = n_steps
+    try:
+        ok = len(steps) > 0 and all(int(n) == n and n >= 1 for n in steps)
+    except TypeError:
+        ok = False
+    if not ok or isinstance(steps, str):
+        raise ValueError(f"n_steps must be a non-empty list of positive integers, got {steps!r}")
+    out = [int(n) for n in steps]
+    if len(set(out)) != len(out):
+        raise ValueError(f"n_steps holds duplicates: {list(steps)}")
+    return out
+
+
+class _Memo(nn.Module):
+    """The model with its outputs cached by the exact bytes of each input batch (no-grad scoring only)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.cache: dict = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        digest = hashlib.blake2b(x.detach().contiguous().cpu().numpy().tobytes(), digest_size=20).hexdigest()
+        key = (tuple(x.shape), str(x.dtype), digest)
+        if key not in self.cache:
+            self.cache[key] = self.inner(x)
+        return self.cache[key]
+
+
 def _map_of(m) -> torch.Tensor:
     return m.attr if isinstance(m, I.Attribution) else torch.as_tensor(m)
 
@@ -212,8 +179,8 @@ def _score(value: float, per_image, n_valid: int, curve=None) -> dict:
 
 def _score_group(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, names: list[str], sal: list[torch.Tensor],
-    metrics: list[str], table: dict, steps: int, insertion_start: str, reduce: str, thresholds,
-    min_pred_value: float, batch_size: int,
+    metrics: list[str], table: dict, steps: int, insertion_start: str, reduce: str, thresholds, pic_start: dict,
+    min_pred_value: float, seed: int, batch_size: int,
 ) -> None:
     """Score the maps ``sal`` of methods ``names`` in one batch of len(names)·B images per metric, into ``table``."""
     k, b = len(names), x.shape[0]
@@ -242,22 +209,33 @@ def _score_group(
         curve, auc = M.insertion_deletion(model, x_all, sal_all, None, t_all, "deletion", steps, "prob", batch_size, reduce)
         for name, a, cc in zip(names, split(auc), split(curve)):
             table[name]["deletion"] = _score(a.mean(), a, b, cc.mean(0))
+    # Both information axes score the same bokeh images when they share a start: one forward pass per
+    # image serves both.
+    memo = _Memo(model)
     for info in ("webp", "msssim"):
         wanted = [kind for kind in ("sic", "aic") if f"{kind}_{info}" in metrics]
         if not wanted:
             continue
-        pic = M.pic_curves(
-            model, x_all, sal_all, t_all, thresholds, "blur", info, reduce=reduce, min_pred_value=min_pred_value,
-            batch_size=batch_size,
-        )
+        start = pic_start[info]
+        if start == "random_mask":
+            # One call per method, so that every method's image i gets the same random mask.
+            parts = [M.pic_curves(memo, x, s, target, thresholds, start, info, reduce=reduce, seed=seed,
+                                  min_pred_value=min_pred_value, batch_size=batch_size) for s in sal]
+        else:
+            pic = M.pic_curves(memo, x_all, sal_all, t_all, thresholds, start, info, reduce=reduce,
+                               min_pred_value=min_pred_value, batch_size=batch_size)
+            parts = [
+                M.PICCurves(*(r._replace(curve_y=r.curve_y[i * b : (i + 1) * b], auc=r.auc[i * b : (i + 1) * b],
+                                         valid=r.valid[i * b : (i + 1) * b], reason=r.reason[i * b : (i + 1) * b])
+                              for r in pic))
+                for i in range(k)
+            ]
         for kind in wanted:
-            res = getattr(pic, kind)
-            for i, name in enumerate(names):
-                sl = slice(i * b, (i + 1) * b)
-                part = res._replace(curve_y=res.curve_y[sl], auc=res.auc[sl], valid=res.valid[sl], reason=res.reason[sl])
-                n_valid = int(part.valid.sum())
-                curve, value = M.aggregate_pic(part) if n_valid else (None, math.nan)
-                table[name][f"{kind}_{info}"] = _score(value, part.auc, n_valid, curve)
+            for name, part in zip(names, parts):
+                res = getattr(part, kind)
+                n_valid = int(res.valid.sum())
+                curve, value = M.aggregate_pic(res) if n_valid else (None, math.nan)
+                table[name][f"{kind}_{info}"] = _score(value, res.auc, n_valid, curve)
 
 
 def metric_table(
@@ -270,15 +248,19 @@ def metric_table(
     insertion_start: str = "black",
     reduce: str = "sum",
     thresholds=M.PIC_THRESHOLDS,
+    pic_start: str | Mapping[str, str] = "blur",
     min_pred_value: float = 0.8,
+    seed: int = 0,
     batch_size: int = 64,
 ) -> dict[str, dict[str, dict]]:
     """{method: {metric: {'value', 'per_image', 'n_valid'[, 'curve']}}} for maps (B, C, H, W) of images x.
 
     Metrics (:data:`METRICS`): insertion AUC of p and of p / p(x) (``insertion_start`` 'black', as the
     study's and RiemannOpt's scripts, or 'blur' = blur_image(x, 20), as RISE), deletion AUC (towards
-    black), SIC / AIC with a WebP or MS-SSIM axis (start: blur_image(x, 20); aggregate: SIC median,
-    AIC mean over valid images, NaN if none) and the completeness error (needs Attributions).
+    black), SIC / AIC with a WebP or MS-SSIM axis (``pic_start`` 'blur': pixels pasted onto
+    blur_image(x, 20), as the IDGI study; 'random_mask': PAIR's re-interpolated bokeh images, seeded
+    by ``seed``, the same for every method; or a dict {'webp': …, 'msssim': …}; aggregate: SIC median, AIC mean over the valid images, NaN
+    if none) and the completeness error (needs Attributions).
     ``value`` is the mean over images (PIC: the AUC of the aggregate curve).  Pixels are ranked by
     ``reduce`` ('sum': signed channel sum, 'abs_sum': Σ_c |·|); the maps of several methods are scored
     together, up to 32 (method, image) pairs per call.
@@ -293,6 +275,12 @@ def metric_table(
         raise ValueError(f"unknown insertion_start={insertion_start!r}; accepted values: {', '.join(INSERTION_STARTS)}")
     if reduce not in M.REDUCES:
         raise ValueError(f"unknown reduce={reduce!r}; accepted values: {', '.join(M.REDUCES)}")
+    starts = dict(pic_start) if isinstance(pic_start, Mapping) else {"webp": pic_start, "msssim": pic_start}
+    if set(starts) != set(M.PIC_INFORMATION) or any(v not in M.PIC_STARTS for v in starts.values()):
+        raise ValueError(
+            f"unknown pic_start={pic_start!r}; accepted values: {', '.join(M.PIC_STARTS)}, or a dict "
+            f"{{'webp': …, 'msssim': …}} of them"
+        )
     names = list(maps)
     if target is None:
         given = [m.target for m in maps.values() if isinstance(m, I.Attribution)]
@@ -313,7 +301,7 @@ def metric_table(
     group = max(1, pairs // b)
     for g0 in range(0, len(names), group):
         _score_group(model, x, target, names[g0 : g0 + group], sal[g0 : g0 + group], metrics, table, steps,
-                     insertion_start, reduce, thresholds, min_pred_value, batch_size)
+                     insertion_start, reduce, thresholds, starts, min_pred_value, seed, batch_size)
     if "completeness" in metrics:
         for name in names:
             m = maps[name]
@@ -326,37 +314,29 @@ def step_sweep(
     model: nn.Module,
     x: torch.Tensor,
     methods: Sequence[str],
-    steps: Sequence[int],
-    schedules: Mapping[str, Mapping[int, np.ndarray]] | None = None,
+    n_steps: Sequence[int],
+    schedules: Mapping[str, Mapping[int, Sequence[float]]] | None = None,
     metrics: Sequence[str] = ("insertion_prob", "insertion_ratio", "deletion", "completeness"),
     target=None,
     batch_size: int = 64,
     path_kwargs: Mapping[str, Mapping] | None = None,
     **metric_kwargs,
 ) -> dict[int, dict[str, dict[str, dict]]]:
-    """{n: metric_table} for each step count n: linear left-rule points, or ``schedules`` {path: {n: alphas}}."""
-    steps = [int(n) for n in steps]
-    if not steps or any(n < 1 for n in steps):
-        raise ValueError(f"steps must be a non-empty list of positive integers, got {steps!r}")
+    """{n: metric_table} for each step count n in ``n_steps`` (linear points or ``schedules`` {path: {n: alphas}}).
+
+    'completeness' is reported for the plain methods only: IDGI's error is 0 by construction.
+    ``metric_kwargs`` go to :func:`metric_table` (``steps`` = insertion/deletion points, insertion_start, reduce, …).
+    """
     x, target = I._prepare(model, x, target, batch_size)
+    maps = sweep_maps(model, x, methods, n_steps, schedules, target, batch_size=batch_size, path_kwargs=path_kwargs)
     out = {}
-    for n in steps:
-        alphas = None
-        if schedules is not None:
-            alphas = {}
-            for m in _check_methods(methods):
-                path = parse_method(m)[0]
-                if path not in schedules or n not in schedules[path]:
-                    raise ValueError(f"schedules has no schedule for path={path!r} and n={n}")
-                alphas[path] = schedules[path][n]
-        maps = method_maps(model, x, methods, n, alphas, target, batch_size=batch_size, path_kwargs=path_kwargs)
-        metrics_n = [m for m in metrics if m != "completeness"]
-        table = metric_table(model, x, maps, metrics_n, target, batch_size=batch_size, **metric_kwargs) if metrics_n else {m: {} for m in maps}
-        if "completeness" in metrics:
-            for name, attr in maps.items():
-                if not parse_method(name)[1]:  # IDGI is complete by construction: not measured
-                    err = M.completeness_error(attr.attr, attr.f_input, attr.f_baseline)
-                    table[name]["completeness"] = _score(err.mean(), err, len(err))
+    for n, m in maps.items():
+        scored = [k for k in metrics if k != "completeness"]
+        table = metric_table(model, x, m, scored, target, batch_size=batch_size, **metric_kwargs) if scored else {k: {} for k in m}
+        for name, row in table.items():
+            if "completeness" in metrics and not parse_method(name)[1]:
+                err = M.completeness_error(m[name].attr, m[name].f_input, m[name].f_baseline)
+                row["completeness"] = _score(err.mean(), err, len(err))
         out[n] = table
     return out
 

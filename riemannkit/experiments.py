@@ -6,7 +6,6 @@ import json
 import platform
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,8 @@ from . import integrate as I
 from . import metrics as M
 from . import paths as P
 from . import schedule as S
-from .idgi import GUIDED_KWARGS, idgi_combine
+from . import evaluation as EV
+from .idgi import path_and_idgi  # noqa: F401  (re-exported for the chapters)
 
 
 def provenance(command: str | None = None, device: torch.device | str | None = None) -> dict:
@@ -139,104 +139,17 @@ def method_labels(paths: list[str]) -> list[str]:
     return out
 
 
-def path_and_idgi(
-    model: nn.Module, x: torch.Tensor, path: str = "ig", n: int = 16, alphas=None, target=None,
-    output: str = "prob", batch_size: int = 64, **path_kwargs,
-) -> tuple[I.Attribution, I.Attribution]:
-    """(left-rule path attribution, its IDGI version) from f and ∇f at the same points, computed once.
-
-    Equals ``rk.attribute(..., rule='left')`` / ``attribute(..., alphas=)`` and ``idgi_attribute`` with
-    the same arguments, for the gradient evaluations of one of them (n per image plus f(x)).
-    """
-    path = P.check_path_name(path)
-    if output not in I.OUTPUTS:
-        raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(I.OUTPUTS)}")
-    x, target = I._prepare(model, x, target, batch_size)
-    if x.shape[0] > batch_size:
-        # More images than one batch holds: a batch of images at a time (a per-image baseline follows).
-        base = path_kwargs.get("baseline")
-        per_image = base is not None and torch.as_tensor(base).shape == x.shape
-        parts = []
-        for i in range(0, x.shape[0], batch_size):
-            kw = dict(path_kwargs)
-            if per_image:
-                kw["baseline"] = torch.as_tensor(base)[i : i + batch_size]
-            parts.append(path_and_idgi(model, x[i : i + batch_size], path, n, alphas, target[i : i + batch_size],
-                                       output, batch_size, **kw))
-        return tuple(  # type: ignore[return-value]
-            I.Attribution(*(torch.cat([getattr(p[j], f) for p in parts]) for f in I.Attribution._fields[:4]),
-                          parts[0][j].n_gradients)
-            for j in range(2)
-        )
-    nodes = I.check_alphas(alphas) if alphas is not None else I.rule_nodes("left", n)[0]
-    weights = I.schedule_weights(nodes)
-    with torch.no_grad():
-        f_input = I.target_output(model, x, target, output)
-    if path == "guidedig":
-        extra = set(path_kwargs) - set(GUIDED_KWARGS)
-        if extra:
-            raise ValueError(f"path='guidedig' does not take {sorted(extra)}; accepted: {sorted(GUIDED_KWARGS)}")
-        values: list[torch.Tensor] = []
-
-        def grad_fn(pts: torch.Tensor) -> torch.Tensor:
-            f, g = I.values_and_gradients(model, pts, target, output)
-            values.append(f)
-            return g
-
-        grads, deltas = P.guided_ig(grad_fn, x, nodes, **path_kwargs)
-        plain = (grads * deltas).sum(0)
-        attr, lost = idgi_combine(grads, torch.cat([torch.stack(values), f_input.unsqueeze(0)]))
-        f_baseline = values[0]
-    else:
-        fn = P.path_function(path, **path_kwargs)
-        w = weights.to(device=x.device, dtype=x.dtype)
-        a_dev = nodes.to(device=x.device, dtype=x.dtype)
-        b = x.shape[0]
-        per = max(1, batch_size // b)
-        plain = torch.zeros_like(x)
-        attr = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
-        lost = torch.zeros(b, dtype=torch.float64, device=x.device)
-        pending, f_baseline = None, None
-        for s in range(0, len(nodes), per):
-            pts, vel = fn(x, a_dev[s : s + per])
-            a = pts.shape[0]
-            f, g = I.values_and_gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output)
-            f, g = f.view(a, b), g.view(a, b, *x.shape[1:])
-            plain += torch.tensordot(w[s : s + a], g * vel, dims=1)
-            if f_baseline is None:
-                f_baseline = f[0]
-            # A chunk's last IDGI step needs f at the next chunk's first point: combine one chunk behind.
-            if pending is not None:
-                da, dl = idgi_combine(pending[1], torch.cat([pending[0], f[:1]]))
-                attr, lost = attr + da, lost + dl
-            pending = (f, g)
-        da, dl = idgi_combine(pending[1], torch.cat([pending[0], f_input.unsqueeze(0)]))
-        attr, lost = attr + da, lost + dl
-    if bool((lost != 0).any()):
-        warnings.warn(f"IDGI: zero-gradient steps with non-zero Δf lost {lost.tolist()} of f(x) − f(x')",
-                      RuntimeWarning, stacklevel=2)
-    k = len(nodes)
-    return (I.Attribution(plain, f_input, f_baseline, target, k),
-            I.Attribution(attr.to(x.dtype), f_input, f_baseline, target, k))
-
-
 def all_method_maps(
     model: nn.Module, x: torch.Tensor, paths: list[str] = ("ig", "blurig", "guidedig"), n: int = 16,
     target=None, output: str = "prob", batch_size: int = 64, path_kwargs: dict | None = None,
 ) -> dict[str, I.Attribution]:
     """{'IG': …, 'IG+IDGI': …, 'BlurIG': …, …}: each path's left-rule map and its IDGI map at n steps."""
-    path_kwargs = path_kwargs or {}
-    if not len(paths):
-        raise ValueError("paths must name at least one path ('ig', 'blurig', 'guidedig')")
-    unknown = set(path_kwargs) - set(P.PATH_NAMES)
-    if unknown:
-        raise ValueError(f"path_kwargs has unknown path(s) {sorted(unknown)}; accepted keys: {', '.join(P.PATH_NAMES)}")
-    maps = {}
-    for p in tqdm(list(paths), desc="paths"):
-        name = P.check_path_name(p)
-        plain, idgi = path_and_idgi(model, x, name, n, None, target, output, batch_size, **path_kwargs.get(name, {}))
-        maps[PATH_LABELS[name]], maps[PATH_LABELS[name] + "+IDGI"] = plain, idgi
-    return maps
+    if isinstance(paths, str) or not len(paths):
+        raise ValueError(f"paths must be a non-empty list of path names ({', '.join(P.PATH_NAMES)}), got {paths!r}")
+    names = [P.check_path_name(p) for p in paths]
+    maps = EV.method_maps(model, x, [m for p in names for m in (p, p + "+idgi")], n, None, target, output,
+                          batch_size, path_kwargs)
+    return {PATH_LABELS[k.split("+")[0]] + ("+IDGI" if k.endswith("+idgi") else ""): v for k, v in maps.items()}
 
 
 def completeness_by_method(maps: dict[str, I.Attribution]) -> dict[str, torch.Tensor]:
@@ -249,7 +162,7 @@ def jpeg_stability_table(
     quality: int = 75, target=None, output: str = "prob", batch_size: int = 64, reduce: str = "sum",
     path_kwargs: dict | None = None,
 ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, I.Attribution]]:
-    """The study's Table 5: per method, MSE and −ln MSE (B,) between the maps of x and of its JPEG copy.
+    """The study's Table 5: per method, MSE, −ln MSE and relative error (B,) between the maps of x and of its JPEG copy.
 
     Both copies are 8-bit and explained for the clean image's class (``target``, default its top-1);
     the maps of all methods come from one :func:`all_method_maps` call on [x; JPEG(x)], and the MSE from
@@ -274,8 +187,18 @@ def jpeg_stability_table(
             raise RuntimeError("jpeg_stability passed images other than x and its JPEG copy")
 
         mse, nlog = M.jpeg_stability(saliency_fn, x, int(quality), reduce)
-        table[label] = {"mse": mse, "neg_log_mse": nlog}
+        table[label] = {"mse": mse, "neg_log_mse": nlog, "relative": relative_map_error(r.attr[:b], r.attr[b:], xq, reduce)}
     return table, maps
+
+
+def relative_map_error(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+    """||â − b̂||² / (||â||² + ||b̂||²) per image of the channel-reduced, Σ|·|-normalised maps: 0 equal, ≈ 1 unrelated."""
+    ra, rb = (M.reduce_saliency(m, x, reduce).flatten(1) for m in (a, b))
+    na, nb = ra.abs().sum(1, keepdim=True), rb.abs().sum(1, keepdim=True)
+    if (na == 0).any() or (nb == 0).any():
+        raise ValueError("a or b holds an all-zero map: it cannot be normalised by Σ|map|")
+    ra, rb = ra / na, rb / nb
+    return (ra - rb).pow(2).sum(1) / (ra.pow(2).sum(1) + rb.pow(2).sum(1))
 
 
 def relative_l2(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -306,3 +229,58 @@ def mean_spread_table(rows: dict[str, torch.Tensor], header: str, fmt: str = "{:
         cell = f"{fmt.format(m)} ± {fmt.format(s)}"
         lines.append(f"| {k} | {'**' + cell + '**' if m == pick else cell} |")
     return "\n".join(lines)
+
+
+def per_image_markdown(rows: dict[str, torch.Tensor], names: list[str], fmt: str = "{:.1e}") -> str:
+    """Markdown table: one row per method, one column per image, then the mean over the images."""
+    for k, v in rows.items():
+        if torch.as_tensor(v).numel() != len(names):
+            raise ValueError(f"rows[{k!r}] has {torch.as_tensor(v).numel()} values for {len(names)} names")
+    lines = ["| method | " + " | ".join(names) + " | mean |", "|---|" + "---:|" * (len(names) + 1)]
+    for k, v in rows.items():
+        v = torch.as_tensor(v, dtype=torch.float64).flatten()
+        lines.append(f"| {k} | " + " | ".join(fmt.format(float(e)) for e in v) + f" | {fmt.format(float(v.mean()))} |")
+    return "\n".join(lines)
+
+
+def cross_device_difference(
+    model: nn.Module, x: torch.Tensor, devices: tuple[str, str] = ("cpu", "cuda"),
+    paths: list[str] = ("ig", "blurig", "guidedig"), n: int = 16, target=None, output: str = "prob",
+    batch_size: int = 64, path_kwargs: dict | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per method, ||map on devices[1] − map on devices[0]|| / ||map on devices[0]|| per image (B,)."""
+    import copy
+
+    if len(devices) != 2:
+        raise ValueError(f"devices must name two devices, got {devices!r}")
+    x = x.detach().cpu()
+    if target is None:
+        _, target = I._prepare(model, x, None, batch_size)
+    target = torch.as_tensor(target).cpu()
+    maps = []
+    for d in devices:
+        m = copy.deepcopy(model).to(torch.device(d)).eval()
+        r = all_method_maps(m, x, paths, n, target, output, batch_size, path_kwargs)
+        maps.append({k: v.attr.cpu() for k, v in r.items()})
+        del m
+    return relative_l2(maps[1], maps[0])
+
+
+def mass_ratio(maps: dict[str, I.Attribution]) -> dict[str, torch.Tensor]:
+    """Σ_i |attr_i| / |f(x) − f(x')| per image (B,) for each map: 1 when no attribution cancels."""
+    out = {}
+    for k, r in maps.items():
+        delta = (r.f_input - r.f_baseline).double().abs().cpu()
+        if (delta == 0).any():
+            raise ValueError(f"maps[{k!r}]: f(x) − f(x') is 0 for some image, the ratio is undefined")
+        out[k] = r.attr.detach().double().abs().flatten(1).sum(1).cpu() / delta
+    return out
+
+
+def concentration(attr: torch.Tensor, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+    """HW · Σ_p Ŝ_p² per image of the channel-reduced, Σ|·|-normalised map: 1 if all |Ŝ_p| are equal, HW for one pixel."""
+    s = M.reduce_saliency(attr, x, reduce).flatten(1)
+    norm = s.abs().sum(1, keepdim=True)
+    if (norm == 0).any():
+        raise ValueError("attr holds an all-zero map: it cannot be normalised by Σ|map|")
+    return s.shape[1] * (s / norm).pow(2).sum(1)

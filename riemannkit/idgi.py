@@ -23,7 +23,9 @@ a warning when it is non-zero, so the telescoping sum misses exactly that Δf_j)
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from typing import Sequence
+
+import numpy as np
 
 import torch
 from torch import nn
@@ -58,20 +60,143 @@ def idgi_combine(grads: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tenso
     return attr, lost
 
 
-def _closed_form_chunks(
-    model: nn.Module, x: torch.Tensor, nodes: torch.Tensor, target: torch.Tensor, path: str, output: str,
-    batch_size: int, **path_kwargs,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (f (a, B), ∇f (a, B, C, H, W)) at the path points of consecutive chunks of ``nodes``."""
-    fn = P.path_function(path, **path_kwargs)
+def _warn_lost(lost: torch.Tensor) -> None:
+    if bool((lost != 0).any()):
+        idx = torch.nonzero(lost != 0).flatten().tolist()
+        warnings.warn(
+            f"IDGI: zero-gradient steps with non-zero Δf in image(s) {idx}; they contribute 0, so Σ attr "
+            f"misses Δf = {lost[idx].tolist()} of f(x) − f(x')",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def path_and_idgi(
+    model: nn.Module,
+    x: torch.Tensor,
+    path: str = "ig",
+    n: int = 16,
+    alphas=None,
+    target=None,
+    output: str = "prob",
+    batch_size: int = 64,
+    **path_kwargs,
+) -> tuple[I.Attribution, I.Attribution]:
+    """(plain left-rule, IDGI) attributions of one path from the same n gradient evaluations per image.
+
+    Equal to ``riemannkit.attribute(..., rule='left')`` and ``riemannkit.idgi.idgi_attribute`` with the
+    same ``n`` or schedule ``alphas``, at half their joint cost.
+    """
+    nodes = I.check_alphas(alphas) if alphas is not None else I.rule_nodes("left", n)[0]
+    return path_and_idgi_schedules(model, x, path, [nodes], target, output, batch_size, **path_kwargs)[0]
+
+
+def path_and_idgi_schedules(
+    model: nn.Module,
+    x: torch.Tensor,
+    path: str,
+    schedules: Sequence,
+    target=None,
+    output: str = "prob",
+    batch_size: int = 64,
+    **path_kwargs,
+) -> list[tuple[I.Attribution, I.Attribution]]:
+    """(plain, IDGI) attributions for each left-rule schedule (α_0 = 0, increasing, < 1; α_n = 1 implied).
+
+    On a closed-form path ('ig', 'blurig') the gradient at a point shared by several schedules is
+    computed once: the linear schedules i/8, i/16, i/32 … are nested, so a sweep over n costs only its
+    largest n, and every n still integrates over the whole of [0, 1] with its own points.  Guided IG is
+    adaptive (its path depends on the schedule): each schedule is computed on its own.  Path points
+    (images × alphas) are evaluated ``batch_size`` at a time.
+    """
+    path = P.check_path_name(path)
+    if output not in I.OUTPUTS:
+        raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(I.OUTPUTS)}")
+    if isinstance(schedules, (str, torch.Tensor, np.ndarray)) or len(schedules) == 0:
+        raise ValueError("schedules must be a non-empty list of schedules (each a sorted 1-D sequence of alphas)")
+    nodes = [I.check_alphas(a) for a in schedules]
+    x, target = I._prepare(model, x, target, batch_size)
+    if x.shape[0] > batch_size:
+        base = path_kwargs.get("baseline")
+        per_image = base is not None and torch.as_tensor(base).shape == x.shape
+        parts = []
+        for i in range(0, x.shape[0], batch_size):
+            kw = dict(path_kwargs)
+            if per_image:
+                kw["baseline"] = torch.as_tensor(base)[i : i + batch_size]
+            sl = slice(i, i + batch_size)
+            parts.append(path_and_idgi_schedules(model, x[sl], path, nodes, target[sl], output, batch_size, **kw))
+
+        def cat(attrs: list[I.Attribution]) -> I.Attribution:
+            return I.Attribution(*(torch.cat([getattr(a, f) for a in attrs]) for f in I.Attribution._fields[:4]), attrs[0].n_gradients)
+
+        return [tuple(cat([p[k][j] for p in parts]) for j in (0, 1)) for k in range(len(nodes))]
     b = x.shape[0]
-    per = max(1, batch_size // b)
-    a_dev = nodes.to(device=x.device, dtype=x.dtype)
-    for s in range(0, len(nodes), per):
-        pts = fn(x, a_dev[s : s + per])[0]
-        a = pts.shape[0]
-        f, g = I.values_and_gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output)
-        yield f.view(a, b), g.view(a, b, *x.shape[1:])
+    with torch.no_grad():
+        f_input = I.target_output(model, x, target, output)
+    results = []
+    if path == "guidedig":
+        extra = set(path_kwargs) - set(GUIDED_KWARGS)
+        if extra:
+            raise ValueError(f"path='guidedig' does not take {sorted(extra)}; accepted: {sorted(GUIDED_KWARGS)}")
+        for sched in nodes:
+            values: list[torch.Tensor] = []
+
+            def grad_fn(pts: torch.Tensor) -> torch.Tensor:
+                fg = [I.values_and_gradients(model, p, t, output) for p, t in zip(pts.split(batch_size), target.split(batch_size))]
+                values.append(torch.cat([f for f, _ in fg]))
+                return torch.cat([g for _, g in fg])
+
+            grads, deltas = P.guided_ig(grad_fn, x, sched, **path_kwargs)
+            idgi, lost = idgi_combine(grads, torch.cat([torch.stack(values), f_input.unsqueeze(0)]))
+            results.append(((grads * deltas).sum(0), idgi, lost, values[0]))
+    else:
+        fn = P.path_function(path, **path_kwargs)
+        union = torch.unique(torch.cat(nodes))  # sorted
+        # positions[k][j]: index of union[j] in schedule k, or -1 where schedule k has no such point.
+        positions = []
+        for sched in nodes:
+            i = torch.searchsorted(sched, union).clamp(max=len(sched) - 1)
+            positions.append(torch.where(sched[i] == union, i, torch.full_like(i, -1)))
+        weights = [I.schedule_weights(sched).to(device=x.device, dtype=x.dtype) for sched in nodes]
+        a_dev = union.to(device=x.device, dtype=x.dtype)
+        per = max(1, batch_size // b)
+        plain = [torch.zeros_like(x) for _ in nodes]
+        idgi = [torch.zeros(x.shape, dtype=torch.float64, device=x.device) for _ in nodes]
+        lost = [torch.zeros(b, dtype=torch.float64, device=x.device) for _ in nodes]
+        pending: list = [None] * len(nodes)
+        f_baseline = None
+        for s in range(0, len(union), per):
+            pts, vel = fn(x, a_dev[s : s + per])
+            a = pts.shape[0]
+            f, g = I.values_and_gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output)
+            f, g = f.view(a, b), g.view(a, b, *x.shape[1:])
+            integrand = g * vel
+            if f_baseline is None:
+                f_baseline = f[0]  # every schedule starts at α = 0
+            for k, pos in enumerate(positions):
+                sel = pos[s : s + a] >= 0
+                if not bool(sel.any()):
+                    continue
+                idx = pos[s : s + a][sel]
+                fk, gk, ik = (f, g, integrand) if bool(sel.all()) else (f[sel], g[sel], integrand[sel])
+                plain[k] += torch.tensordot(weights[k][idx.to(x.device)], ik, dims=1)
+                # A chunk's last IDGI step needs f at the schedule's next point: combine one chunk behind.
+                if pending[k] is not None:
+                    d, l = idgi_combine(pending[k][1], torch.cat([pending[k][0], fk[:1]]))
+                    idgi[k], lost[k] = idgi[k] + d, lost[k] + l
+                pending[k] = (fk, gk)
+        for k in range(len(nodes)):
+            d, l = idgi_combine(pending[k][1], torch.cat([pending[k][0], f_input.unsqueeze(0)]))
+            results.append((plain[k], idgi[k] + d, lost[k] + l, f_baseline))
+    out = []
+    for sched, (pl, idg, ls, fb) in zip(nodes, results):
+        _warn_lost(ls)
+        out.append((
+            I.Attribution(pl.to(x.dtype), f_input, fb, target, len(sched)),
+            I.Attribution(idg.to(x.dtype), f_input, fb, target, len(sched)),
+        ))
+    return out
 
 
 def idgi_attribute(
@@ -102,50 +227,4 @@ def idgi_attribute(
     forward pass at x.  ``path_kwargs``: ``baseline`` (ig, guidedig), ``max_sigma`` (blurig),
     ``fraction`` and ``max_dist`` (guidedig).  f_baseline is f at the path's first point.
     """
-    path = P.check_path_name(path)
-    if output not in I.OUTPUTS:
-        raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(I.OUTPUTS)}")
-    x, target = I._prepare(model, x, target, batch_size)
-    nodes = I.check_alphas(alphas) if alphas is not None else I.rule_nodes("left", n)[0]
-    b = x.shape[0]
-    with torch.no_grad():
-        f_input = torch.cat([I.target_output(model, c, t, output) for c, t in zip(x.split(batch_size), target.split(batch_size))])
-    if path == "guidedig":
-        extra = set(path_kwargs) - set(GUIDED_KWARGS)
-        if extra:
-            raise ValueError(f"path='guidedig' does not take {sorted(extra)}; accepted: {sorted(GUIDED_KWARGS)}")
-        values: list[torch.Tensor] = []
-
-        def grad_fn(pts: torch.Tensor) -> torch.Tensor:
-            # guided_ig calls this once per step at that step's start point: keep its f as well.
-            fg = [I.values_and_gradients(model, p, t, output) for p, t in zip(pts.split(batch_size), target.split(batch_size))]
-            values.append(torch.cat([f for f, _ in fg]))
-            return torch.cat([g for _, g in fg])
-
-        grads, _ = P.guided_ig(grad_fn, x, nodes, **path_kwargs)
-        attr, lost = idgi_combine(grads, torch.cat([torch.stack(values), f_input.unsqueeze(0)]))
-        f_baseline = values[0]
-    else:
-        attr = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
-        lost = torch.zeros(b, dtype=torch.float64, device=x.device)
-        pending = None
-        f_baseline = None
-        # A chunk's last step needs f at the next chunk's first point: combine one chunk behind.
-        for f, g in _closed_form_chunks(model, x, nodes, target, path, output, batch_size, **path_kwargs):
-            if f_baseline is None:
-                f_baseline = f[0]
-            if pending is not None:
-                a, l = idgi_combine(pending[1], torch.cat([pending[0], f[:1]]))
-                attr, lost = attr + a, lost + l
-            pending = (f, g)
-        a, l = idgi_combine(pending[1], torch.cat([pending[0], f_input.unsqueeze(0)]))
-        attr, lost = attr + a, lost + l
-    if bool((lost != 0).any()):
-        idx = torch.nonzero(lost != 0).flatten().tolist()
-        warnings.warn(
-            f"IDGI: zero-gradient steps with non-zero Δf in image(s) {idx}; they contribute 0, so Σ attr "
-            f"misses Δf = {lost[idx].tolist()} of f(x) − f(x')",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return I.Attribution(attr.to(x.dtype), f_input, f_baseline, target, len(nodes))
+    return path_and_idgi(model, x, path, n, alphas, target, output, batch_size, **path_kwargs)[1]

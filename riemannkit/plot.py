@@ -31,3 +31,23 @@ def show_image(ax, x: torch.Tensor, title: str = "") -> None:
     ax.imshow(x.detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy())
     ax.set_title(title, fontsize=9)
     ax.axis("off")
+
+
+def saliency_grid(x: torch.Tensor, maps: dict, names: list | None = None, q: float = 0.99, size: float = 1.8):
+    """Rows = images, columns = the image then :func:`saliency_image` of each (B, C, H, W) map (the IDGI study's Figure 1)."""
+    import matplotlib.pyplot as plt
+
+    b = x.shape[0]
+    for k, a in maps.items():
+        if a.shape[0] != b:
+            raise ValueError(f"maps[{k!r}] holds {a.shape[0]} maps for {b} images")
+    fig, axes = plt.subplots(b, 1 + len(maps), figsize=(size * (1 + len(maps)), size * b), squeeze=False)
+    for i in range(b):
+        show_image(axes[i, 0], x[i], names[i] if names is not None else "")
+        for j, (label, a) in enumerate(maps.items(), 1):
+            axes[i, j].imshow(saliency_image(a[i], q), cmap="gray", vmin=0, vmax=1)
+            axes[i, j].axis("off")
+            if i == 0:
+                axes[i, j].set_title(label, fontsize=9)
+    fig.tight_layout()
+    return fig

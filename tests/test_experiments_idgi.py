@@ -62,7 +62,7 @@ def test_all_method_maps_and_completeness(conv_model, images):
     assert (err["IG"] > 1e-4).any()
     with pytest.raises(ValueError, match="path_kwargs has unknown path"):
         E.all_method_maps(conv_model, images, ["ig"], path_kwargs={"blur": {}})
-    with pytest.raises(ValueError, match="paths must name at least one path"):
+    with pytest.raises(ValueError, match="paths must be a non-empty list"):
         E.all_method_maps(conv_model, images, [])
     with pytest.raises(ValueError, match="unknown path='straight'"):
         E.method_labels(["straight"])
@@ -71,6 +71,7 @@ def test_all_method_maps_and_completeness(conv_model, images):
 def test_jpeg_stability_table_matches_the_metric(conv_model, images):
     table, maps = E.jpeg_stability_table(conv_model, images, ["ig"], n=4, path_kwargs={"ig": {}})
     assert list(table) == ["IG", "IG+IDGI"]
+    assert all(((v["relative"] >= 0) & (v["relative"] <= 2)).all() for v in table.values())
     xq = M._to_uint8(images).float() / 255
     target = I.predict(conv_model, xq)
     # The same numbers from jpeg_stability with the maps computed directly, for the clean image's class.
@@ -100,3 +101,66 @@ def test_relative_l2_and_table():
     assert md.splitlines()[3] == "| IG+IDGI | **4.00 ± 0.00** |"
     with pytest.raises(ValueError, match="unknown best="):
         E.mean_spread_table({"IG": torch.ones(2)}, "x", best="median")
+
+
+def test_per_image_markdown():
+    md = E.per_image_markdown({"IG": torch.tensor([0.5, 0.25])}, ["a", "b"], fmt="{:.2f}")
+    assert md.splitlines() == ["| method | a | b | mean |", "|---|---:|---:|---:|", "| IG | 0.50 | 0.25 | 0.38 |"]
+    with pytest.raises(ValueError, match=r"rows\['IG'\] has 2 values for 3 names"):
+        E.per_image_markdown({"IG": torch.ones(2)}, ["a", "b", "c"])
+
+
+def test_cross_device_difference_on_one_device_is_zero(conv_model, images):
+    d = E.cross_device_difference(conv_model, images, ("cpu", "cpu"), ["ig", "guidedig"], n=4)
+    assert list(d) == ["IG", "IG+IDGI", "GIG", "GIG+IDGI"]
+    for v in d.values():
+        assert v.shape == (2,) and (v < 1e-6).all()
+    with pytest.raises(ValueError, match="devices must name two devices"):
+        E.cross_device_difference(conv_model, images, ("cpu",))
+
+
+def test_saliency_grid(images):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from riemannkit import plot
+
+    fig = plot.saliency_grid(images, {"IG": torch.randn(2, 3, 8, 8), "IG+IDGI": torch.randn(2, 3, 8, 8)}, ["a", "b"])
+    assert len(fig.axes) == 6
+    with pytest.raises(ValueError, match=r"maps\['IG'\] holds 1 maps for 2 images"):
+        plot.saliency_grid(images, {"IG": torch.randn(1, 3, 8, 8)})
+
+
+def test_mass_ratio(linear_model, images):
+    maps = E.all_method_maps(linear_model, images, ["ig"], n=4, output="logit", target=0)
+    ratio = E.mass_ratio(maps)
+    # Linear f: IDGI's map is w ⊙ w Δf / ||w||², all of one sign, so nothing cancels.
+    assert torch.allclose(ratio["IG+IDGI"], torch.ones(2, dtype=torch.float64), atol=1e-5)
+    assert (ratio["IG"] >= 1 - 1e-6).all()
+    r = maps["IG"]
+    with pytest.raises(ValueError, match="f\\(x\\) − f\\(x'\\) is 0"):
+        E.mass_ratio({"IG": I.Attribution(r.attr, r.f_input, r.f_input, r.target, 4)})
+
+
+def test_relative_map_error(images):
+    a = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(E.relative_map_error(a, 5 * a, images), torch.zeros(2, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(E.relative_map_error(a, -a, images), torch.full((2,), 2.0, dtype=torch.float64))
+    # Maps with disjoint supports share nothing: error 1.
+    b = torch.zeros_like(a)
+    b[:, :, :4] = 1.0
+    c = torch.zeros_like(a)
+    c[:, :, 4:] = 1.0
+    assert torch.allclose(E.relative_map_error(b, c, images), torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="all-zero map"):
+        E.relative_map_error(a, torch.zeros_like(a), images)
+
+
+def test_concentration(images):
+    flat = torch.ones(2, 3, 8, 8)
+    assert torch.allclose(E.concentration(flat, images), torch.ones(2, dtype=torch.float64))
+    spike = torch.zeros(2, 3, 8, 8)
+    spike[:, :, 2, 5] = -1.0
+    assert torch.allclose(E.concentration(spike, images), torch.full((2,), 64.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="all-zero map"):
+        E.concentration(torch.zeros(2, 3, 8, 8), images)
