@@ -1,0 +1,315 @@
+"""Attribution throughput (images/s) against the model's own forward+backward limit and against Captum.
+
+An n-step path attribution needs n gradient evaluations per image, so it cannot beat limit / n, where
+the limit is the best forward+backward throughput of the bare model on a batch of the same size
+(eager, channels_last or torch.compile, whichever is fastest; failures are recorded, not fatal).
+For each configuration: riemannkit's images/s, limit / n, their ratio, Captum's IntegratedGradients
+at the same n, nodes (riemann_left) and internal_batch_size when captum is installed, and the relative
+completeness error in each dtype (bf16 = torch.autocast around the model, float32 logits out).
+
+    python benchmarks/throughput.py --models efficientnet_lite0 --steps 16 32 64 128 --batch-sizes 64 128
+    python benchmarks/throughput.py --models resnet50 inception_v3 --random-weights --dtypes fp32 bf16
+    python benchmarks/throughput.py --steps 16 --batch-sizes 16 --dtypes fp32 bf16 --repeats 1 \\
+        --out results/throughput_cpu_smoke.json        # CPU smoke test
+
+Timings exclude warm-up runs (and torch.compile's compilation); CUDA is synchronised around each run.
+Throughput is the number of images over the median time of the repeats.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from riemannkit import experiments as E  # noqa: E402
+from riemannkit import integrate as I  # noqa: E402
+from riemannkit import metrics as M  # noqa: E402
+from riemannkit.data import load_images  # noqa: E402
+from riemannkit.idgi import idgi_attribute  # noqa: E402
+from riemannkit.models import _IMAGENET_MEAN, _IMAGENET_STD, LITE_MODELS, Normalized, load_model, resolve_device  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+LAYOUTS = ("contiguous", "channels_last", "compile")
+LIMIT_MODES = ("eager", "channels_last", "compile")
+RANDOM_SIZES = {"inception_v3": 299}  # other torchvision classifiers: 224
+
+
+class Autocast(nn.Module):
+    """Runs ``inner`` under torch.autocast(device_type, dtype) and returns float32 logits.
+
+    Inputs stay float32, so riemannkit's casting to the parameters' dtype and the float32 gradient
+    with respect to the input are unchanged; only the model's internal matmuls/convs run in ``dtype``.
+    """
+
+    def __init__(self, inner: nn.Module, device_type: str, dtype: torch.dtype):
+        super().__init__()
+        self.inner, self.device_type, self.dtype = inner, device_type, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            out = self.inner(x)
+        return out.float()
+
+
+class ChannelsLast(nn.Module):
+    """``inner`` with NHWC (channels_last) weights and inputs: faster convolutions on tensor cores."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = copy.deepcopy(inner).to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.contiguous(memory_format=torch.channels_last))
+
+
+def build_model(name: str, device: torch.device, random_weights: bool) -> tuple[nn.Module, int]:
+    """(eval-mode model of [0, 1] images, input size): offline Lite weights, or a random-weight torchvision net."""
+    if name in LITE_MODELS or not random_weights:
+        model, size, _ = load_model(name, device)
+        return model, size
+    import torchvision
+
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ValueError(f"unknown model={name!r}; accepted values: {', '.join(LITE_MODELS)} or a torchvision classifier")
+    # weights=None: throughput does not depend on the weights (completeness does: see the JSON note).
+    kw = {"init_weights": True} if name in ("inception_v3", "googlenet") else {}
+    net = getattr(torchvision.models, name)(weights=None, **kw)
+    model = Normalized(net, _IMAGENET_MEAN, _IMAGENET_STD).to(device).eval()
+    return model, RANDOM_SIZES.get(name, 224)
+
+
+def variant(model: nn.Module, device: torch.device, dtype: str, layout: str) -> nn.Module:
+    """The model in a dtype ('fp32' | 'bf16' via autocast) and layout ('contiguous' | 'channels_last' | 'compile')."""
+    m = ChannelsLast(model) if layout == "channels_last" else model
+    if dtype != "fp32":
+        m = Autocast(m, device.type, DTYPES[dtype])
+    if layout == "compile":
+        m = torch.compile(m)
+    return m
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work (CPU work is synchronous)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> tuple[list[float], object]:
+    """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls, and the last result."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return times, out
+
+
+def bare_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str) -> Callable[[], torch.Tensor]:
+    """One forward + backward to the input on a batch, as one chunk of an attribution (no other work)."""
+    def step() -> torch.Tensor:
+        pts = x.detach().requires_grad_(True)
+        f = I.target_output(model, pts, target, output)
+        return torch.autograd.grad(f.sum(), pts)[0]
+
+    return step
+
+
+def error_text(err: BaseException) -> str:
+    """First line of an exception, for the JSON record."""
+    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"[:300]
+
+
+def measure_limit(model, x, target, device, dtype, modes, repeats, warmup, output) -> dict:
+    """Forward+backward points/s of the bare model per mode, and the best one."""
+    res: dict = {"modes": {}}
+    for mode in modes:
+        try:
+            m = variant(model, device, dtype, {"eager": "contiguous"}.get(mode, mode))
+            times, _ = timed(bare_step(m, x, target, output), device, repeats, max(warmup, 2 if mode == "compile" else 1))
+            res["modes"][mode] = {"points_per_s": x.shape[0] / statistics.median(times), "times_s": times}
+        except Exception as err:  # compile or channels_last may be unsupported here: record, go on
+            res["modes"][mode] = {"error": error_text(err)}
+            print(f"  limit mode {mode} ({dtype}) failed: {error_text(err)}", file=sys.stderr, flush=True)
+    ok = {k: v["points_per_s"] for k, v in res["modes"].items() if "points_per_s" in v}
+    res["best_mode"] = max(ok, key=ok.get) if ok else None
+    res["points_per_s"] = ok[res["best_mode"]] if ok else None
+    return res
+
+
+def captum_ig(model: nn.Module, output: str) -> Callable | None:
+    """Captum's IntegratedGradients of the same f (softmax probability or logit), or None without captum."""
+    try:
+        from captum.attr import IntegratedGradients
+    except ImportError:
+        return None
+    f = nn.Sequential(model, nn.Softmax(-1)) if output == "prob" else model
+    return IntegratedGradients(f)
+
+
+def rel_l2(a: torch.Tensor, b: torch.Tensor) -> list[float]:
+    """Per-image ||a − b|| / ||b||."""
+    a, b = a.detach().double().flatten(1), b.detach().double().flatten(1)
+    return ((a - b).norm(dim=1) / b.norm(dim=1)).cpu().tolist()
+
+
+def fmt(v, spec: str = ".1f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The results as a Markdown table."""
+    head = ("| model | method | n | batch | dtype | layout | riemannkit img/s | limit pts/s (mode) | limit/n img/s "
+            "| rk/(limit/n) | captum img/s | rk/captum | completeness err (mean) |")
+    lines = [head, "|" + "---|" * 6 + "---:|" * 7]
+    for r in rows:
+        lim = r["limit_points_per_s"]
+        lines.append(
+            f"| {r['model']} | {r['method']} | {r['n']} | {r['batch_size']} | {r['dtype']} | {r['layout']} "
+            f"| {fmt(r['rk_images_per_s'], '.2f')} | {fmt(lim)} ({r['limit_mode'] or 'failed'}) "
+            f"| {fmt(r['limit_over_n_images_per_s'], '.2f')} | {fmt(r['rk_vs_limit'], '.2f')} "
+            f"| {fmt(r['captum_images_per_s'], '.2f')} | {fmt(r['rk_vs_captum'], '.2f')} "
+            f"| {fmt(r['completeness_error_mean'], '.2e')} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--models", nargs="+", default=["efficientnet_lite0"])
+    ap.add_argument("--paths", nargs="+", default=["ig"], choices=["ig", "blurig", "guidedig"])
+    ap.add_argument("--idgi", action="store_true", help="also time IDGI on each path")
+    ap.add_argument("--steps", nargs="+", type=int, default=[16, 32, 64, 128])
+    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[64, 128], help="points (images × alphas) per forward/backward")
+    ap.add_argument("--images", type=int, default=16, help="images per attribution call (the shipped photos, repeated)")
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
+    ap.add_argument("--layouts", nargs="+", default=["contiguous"], choices=list(LAYOUTS), help="model variant riemannkit and captum run on")
+    ap.add_argument("--limit-modes", nargs="+", default=list(LIMIT_MODES), choices=list(LIMIT_MODES))
+    ap.add_argument("--output", default="prob", choices=list(I.OUTPUTS))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--random-weights", action="store_true", help="torchvision models (e.g. inception_v3, resnet50) with weights=None")
+    ap.add_argument("--no-captum", action="store_true")
+    ap.add_argument("--out", default=None, help="default: results/throughput_<device>.json")
+    args = ap.parse_args()
+    for name in ("steps", "batch_sizes"):
+        if any(v < 1 for v in getattr(args, name)):
+            ap.error(f"--{name.replace('_', '-')} must be positive integers")
+    if args.images < 1 or args.repeats < 1 or args.warmup < 0:
+        ap.error("--images and --repeats must be >= 1, --warmup >= 0")
+
+    device = resolve_device(args.device)
+    out = args.out or f"results/throughput_{device.type}.json"
+    has_captum = not args.no_captum and captum_ig(nn.Identity(), "logit") is not None
+    methods = [(p, False) for p in args.paths] + ([(p, True) for p in args.paths] if args.idgi else [])
+    rows, failures, all_limits, t_start = [], [], [], time.time()
+    for model_name in args.models:
+        model, size = build_model(model_name, device, args.random_weights)
+        photos, _ = load_images("shipped", size=size)
+        x = photos.repeat((args.images + len(photos) - 1) // len(photos), 1, 1, 1)[: args.images].to(device)
+        target = I.predict(model, x)  # fixed classes: every dtype and method explains the same ones
+        limits: dict = {}
+        fp32_attr: dict = {}
+        for bs in args.batch_sizes:
+            xb = x.repeat((bs + len(x) - 1) // len(x), 1, 1, 1)[:bs]
+            tb = target.repeat((bs + len(x) - 1) // len(x))[:bs]
+            for dtype in args.dtypes:
+                print(f"{model_name} batch {bs} {dtype}: limit", flush=True)
+                limits[bs, dtype] = measure_limit(model, xb, tb, device, dtype, args.limit_modes, args.repeats, args.warmup, args.output)
+                all_limits.append({"model": model_name, "batch_size": bs, "dtype": dtype, **limits[bs, dtype]})
+                for layout in args.layouts:
+                    try:
+                        m = variant(model, device, dtype, layout)
+                    except Exception as err:
+                        failures.append({"model": model_name, "dtype": dtype, "layout": layout, "error": error_text(err)})
+                        continue
+                    ig = captum_ig(m, args.output) if has_captum else None
+                    for path, use_idgi in methods:
+                        for n in args.steps:
+                            method = path + ("+idgi" if use_idgi else "")
+                            print(f"  {method} n={n} layout={layout}", flush=True)
+                            fn = idgi_attribute if use_idgi else I.attribute
+                            kw = {} if use_idgi else {"rule": "left"}
+                            try:
+                                times, r = timed(lambda: fn(m, x, path, n=n, target=target, output=args.output, batch_size=bs, **kw),
+                                                 device, args.repeats, args.warmup)
+                            except Exception as err:
+                                failures.append({"model": model_name, "method": method, "n": n, "batch_size": bs, "dtype": dtype,
+                                                 "layout": layout, "error": error_text(err)})
+                                traceback.print_exc()
+                                continue
+                            rk = args.images / statistics.median(times)
+                            err = M.completeness_error(r.attr, r.f_input, r.f_baseline)
+                            lim = limits[bs, dtype]["points_per_s"]
+                            row = {
+                                "model": model_name, "method": method, "n": n, "batch_size": bs, "images": args.images,
+                                "dtype": dtype, "layout": layout, "rk_images_per_s": rk, "rk_times_s": times,
+                                "limit_points_per_s": lim, "limit_mode": limits[bs, dtype]["best_mode"],
+                                "limit_over_n_images_per_s": lim / n if lim else None,
+                                "rk_vs_limit": rk / (lim / n) if lim else None,
+                                "completeness_error_mean": float(err.mean()), "completeness_error_per_image": err.tolist(),
+                                "captum_images_per_s": None, "rk_vs_captum": None,
+                            }
+                            key = (method, n, bs, layout)
+                            if dtype == "fp32":
+                                fp32_attr[key] = r.attr.detach()
+                            elif key in fp32_attr:
+                                row["attr_rel_l2_vs_fp32"] = rel_l2(r.attr, fp32_attr[key])
+                            if ig is not None and method == "ig" and n > 1:
+                                try:
+                                    ct, ca = timed(lambda: ig.attribute(x, target=target, n_steps=n, method="riemann_left",
+                                                                        internal_batch_size=bs), device, args.repeats, args.warmup)
+                                    row["captum_images_per_s"] = args.images / statistics.median(ct)
+                                    row["captum_times_s"] = ct
+                                    row["rk_vs_captum"] = rk / row["captum_images_per_s"]
+                                    row["captum_attr_rel_l2"] = rel_l2(r.attr, ca)  # same nodes: should be float noise
+                                except Exception as err:
+                                    row["captum_error"] = error_text(err)
+                            rows.append(row)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    table = markdown(rows)
+    print(table)
+    cmd = "python " + " ".join(sys.argv)
+    prov = E.provenance(command=cmd, device=device)
+    prov["wall_s"] = round(time.time() - t_start, 1)
+    if has_captum:
+        import captum
+
+        prov["captum"] = captum.__version__
+    record = {
+        "benchmark": "throughput",
+        "provenance": prov,
+        "config": {k: v for k, v in vars(args).items()},
+        "notes": (
+            "rk = riemannkit images/s (median of repeats, warm-up excluded) incl. its f(x) and f(x') forwards; "
+            "limit = best forward+backward-to-input points/s of the bare model on a batch of batch_size points "
+            "(eager | channels_last | compile); rk/(limit/n) <= ~1. bf16 = torch.autocast around the model with "
+            "float32 logits out. Completeness errors of --random-weights models are not meaningful."
+        ),
+        "limits": all_limits,
+        "rows": rows,
+        "failures": failures,
+        "table_markdown": table,
+    }
+    E.save_json(out, record)
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
