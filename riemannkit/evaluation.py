@@ -69,6 +69,14 @@ def _alphas_for(alphas, path: str):
     return alphas[path]
 
 
+def _check_path_kwargs(path_kwargs: Mapping[str, Mapping] | None) -> dict:
+    path_kwargs = dict(path_kwargs or {})
+    bad = set(path_kwargs) - set(P.PATH_NAMES)
+    if bad:
+        raise ValueError(f"path_kwargs has unknown path(s) {sorted(bad)}; accepted values: {', '.join(P.PATH_NAMES)}")
+    return path_kwargs
+
+
 def method_maps(
     model: nn.Module,
     x: torch.Tensor,
@@ -87,10 +95,7 @@ def method_maps(
     ``path_kwargs``: {path: kwargs}, e.g. :data:`STUDY_PATH_KWARGS`.
     """
     names = _check_methods(methods)
-    path_kwargs = dict(path_kwargs or {})
-    bad = set(path_kwargs) - set(P.PATH_NAMES)
-    if bad:
-        raise ValueError(f"path_kwargs has unknown path(s) {sorted(bad)}; accepted values: {', '.join(P.PATH_NAMES)}")
+    path_kwargs = _check_path_kwargs(path_kwargs)
     x, target = I._prepare(model, x, target, batch_size)
     out: dict[str, I.Attribution] = {}
     for path in dict.fromkeys(parse_method(m)[0] for m in names):
@@ -116,10 +121,7 @@ def sweep_maps(
     {path: {n: alphas}} (e.g. RiemannOpt's); points shared between step counts are computed once."""
     names = _check_methods(methods)
     steps = _check_steps(n_steps)
-    path_kwargs = dict(path_kwargs or {})
-    bad = set(path_kwargs) - set(P.PATH_NAMES)
-    if bad:
-        raise ValueError(f"path_kwargs has unknown path(s) {sorted(bad)}; accepted values: {', '.join(P.PATH_NAMES)}")
+    path_kwargs = _check_path_kwargs(path_kwargs)
     x, target = I._prepare(model, x, target, batch_size)
     out: dict[int, dict[str, I.Attribution]] = {n: {} for n in steps}
     for path in dict.fromkeys(parse_method(m)[0] for m in names):
@@ -137,16 +139,15 @@ def sweep_maps(
 
 
 def _check_steps(n_steps: Sequence[int]) -> list[int]:
-    steps = n_steps
     try:
-        ok = len(steps) > 0 and all(int(n) == n and n >= 1 for n in steps)
+        ok = not isinstance(n_steps, str) and len(n_steps) > 0 and all(int(n) == n and n >= 1 for n in n_steps)
     except TypeError:
         ok = False
-    if not ok or isinstance(steps, str):
-        raise ValueError(f"n_steps must be a non-empty list of positive integers, got {steps!r}")
-    out = [int(n) for n in steps]
+    if not ok:
+        raise ValueError(f"n_steps must be a non-empty list of positive integers, got {n_steps!r}")
+    out = [int(n) for n in n_steps]
     if len(set(out)) != len(out):
-        raise ValueError(f"n_steps holds duplicates: {list(steps)}")
+        raise ValueError(f"n_steps holds duplicates: {list(n_steps)}")
     return out
 
 

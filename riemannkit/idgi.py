@@ -117,20 +117,9 @@ def path_and_idgi_schedules(
     nodes = [I.check_alphas(a) for a in schedules]
     x, target = I._prepare(model, x, target, batch_size)
     if x.shape[0] > batch_size:
-        base = path_kwargs.get("baseline")
-        per_image = base is not None and torch.as_tensor(base).shape == x.shape
-        parts = []
-        for i in range(0, x.shape[0], batch_size):
-            kw = dict(path_kwargs)
-            if per_image:
-                kw["baseline"] = torch.as_tensor(base)[i : i + batch_size]
-            sl = slice(i, i + batch_size)
-            parts.append(path_and_idgi_schedules(model, x[sl], path, nodes, target[sl], output, batch_size, **kw))
-
-        def cat(attrs: list[I.Attribution]) -> I.Attribution:
-            return I.Attribution(*(torch.cat([getattr(a, f) for a in attrs]) for f in I.Attribution._fields[:4]), attrs[0].n_gradients)
-
-        return [tuple(cat([p[k][j] for p in parts]) for j in (0, 1)) for k in range(len(nodes))]
+        parts = [path_and_idgi_schedules(model, x[sl], path, nodes, target[sl], output, batch_size, **kw)
+                 for sl, kw in I.image_batches(x, batch_size, path_kwargs)]
+        return [tuple(I.cat_attributions([p[k][j] for p in parts]) for j in (0, 1)) for k in range(len(nodes))]
     b = x.shape[0]
     with torch.no_grad():
         f_input = I.target_output(model, x, target, output)

@@ -109,6 +109,25 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Te
         return torch.cat([model(c).argmax(-1) for c in x.split(batch_size)])
 
 
+def image_batches(x: torch.Tensor, batch_size: int, path_kwargs: dict) -> list[tuple[slice, dict]]:
+    """(slice of the images, path kwargs for them) per batch of ``batch_size`` images; a per-image baseline is sliced too."""
+    base = path_kwargs.get("baseline")
+    per_image = base is not None and torch.as_tensor(base).shape == x.shape
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        sl = slice(i, i + batch_size)
+        kw = dict(path_kwargs)
+        if per_image:
+            kw["baseline"] = torch.as_tensor(base)[sl]
+        out.append((sl, kw))
+    return out
+
+
+def cat_attributions(parts: list[Attribution]) -> Attribution:
+    """One Attribution from the Attributions of consecutive batches of images."""
+    return Attribution(*(torch.cat([getattr(p, f) for p in parts]) for f in Attribution._fields[:4]), parts[0].n_gradients)
+
+
 def _prepare(model: nn.Module, x: torch.Tensor, target, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     if x.ndim != 4:
         raise ValueError(f"x must be a (B, C, H, W) batch of images, got shape {tuple(x.shape)}")
@@ -171,16 +190,10 @@ def attribute(
     x, target = _prepare(model, x, target, batch_size)
     if x.shape[0] > batch_size:
         # More images than one batch holds: attribute them a batch at a time.
-        base = path_kwargs.get("baseline")
-        per_image = base is not None and torch.as_tensor(base).shape == x.shape
-        parts = []
-        for i in range(0, x.shape[0], batch_size):
-            kw = dict(path_kwargs)
-            if per_image:
-                kw["baseline"] = torch.as_tensor(base)[i : i + batch_size]
-            sl = slice(i, i + batch_size)
-            parts.append(attribute(model, x[sl], path, rule, n, alphas, target[sl], output, batch_size, **kw))
-        return Attribution(*(torch.cat([getattr(p, f) for p in parts]) for f in Attribution._fields[:4]), parts[0].n_gradients)
+        return cat_attributions([
+            attribute(model, x[sl], path, rule, n, alphas, target[sl], output, batch_size, **kw)
+            for sl, kw in image_batches(x, batch_size, path_kwargs)
+        ])
     if alphas is not None:
         nodes = check_alphas(alphas)
         weights = schedule_weights(nodes)
