@@ -4,9 +4,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install book test test-unit test-notebooks clean
+.PHONY: install data book test test-unit test-notebooks clean
 
-install: $(STAMP)
+install: $(STAMP) data
+
+# Fashion-MNIST for the SAMP, Manifold IG and augmentation chapters: Debian's package (root, apt-get).
+FASHION := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+data:
+	@test -f $(FASHION) || { command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }; }; } || \
+	  echo "WARNING: could not install Debian's dataset-fashion-mnist; set RIEMANNKIT_FASHION_MNIST to a folder of its IDX files"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

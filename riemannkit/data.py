@@ -81,3 +81,84 @@ def load_images(
     paths = [ds.samples[i][0] for i in range(n)]
     imgs = [_to_tensor(Image.open(p).convert("RGB"), size) for p in paths]
     return torch.stack(imgs), [Path(p).name for p in paths]
+
+
+# Fashion-MNIST: Debian's dataset-fashion-mnist package installs the IDX files here (`make install`
+# does it when apt-get is available); with a network torchvision downloads the same files.
+FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+_FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def cache_dir() -> Path:
+    """Folder for trained weights: $RIEMANNKIT_CACHE, else ~/.cache/riemannkit (created)."""
+    import os
+
+    root = Path(os.environ.get("RIEMANNKIT_CACHE", Path.home() / ".cache" / "riemannkit"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _read_idx(file: Path) -> np.ndarray:
+    import gzip
+
+    opener = gzip.open if file.suffix == ".gz" else open
+    with opener(file, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if data[2] != 0x08:
+        raise ValueError(f"{file} is not an unsigned-byte IDX file")
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _fashion_folder(root: str | Path | None) -> Path | None:
+    import os
+
+    candidates = [root] if root is not None else [os.environ.get("RIEMANNKIT_FASHION_MNIST"), *FASHION_DIRS]
+    for c in candidates:
+        if c is None:
+            continue
+        c = Path(c)
+        for sub in (c, c / "FashionMNIST" / "raw"):
+            if all((sub / f).exists() or (sub / f[:-3]).exists() for files in _FASHION_FILES.values() for f in files):
+                return sub
+    return None
+
+
+def load_fashion_mnist(
+    split: str = "test", root: str | Path | None = None, limit: int | None = None, download: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST ``(x, y)``: x (N, 1, 28, 28) float32 in [0, 1], y (N,) class indices (FASHION_CLASSES).
+
+    Looks in ``root``, else $RIEMANNKIT_FASHION_MNIST, else Debian's /usr/share/datasets/fashion-mnist;
+    with ``download=True`` (needs a network) torchvision fetches the files into ``root`` or the cache."""
+    if split not in _FASHION_FILES:
+        raise ValueError(f"unknown split={split!r}; accepted values: {', '.join(_FASHION_FILES)}")
+    if limit is not None and (int(limit) != limit or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    folder = _fashion_folder(root)
+    if folder is None and download:
+        from torchvision.datasets import FashionMNIST
+
+        target = Path(root) if root is not None else cache_dir() / "fashion-mnist"
+        FashionMNIST(str(target), train=True, download=True)
+        FashionMNIST(str(target), train=False, download=True)
+        folder = _fashion_folder(target)
+    if folder is None:
+        where = str(root) if root is not None else ", ".join(FASHION_DIRS) + " or $RIEMANNKIT_FASHION_MNIST"
+        raise FileNotFoundError(
+            f"Fashion-MNIST IDX files not found in {where}; install Debian's package "
+            f"(apt-get install dataset-fashion-mnist), pass root= a folder holding them, or download=True with a network"
+        )
+    img_file, lab_file = (folder / f if (folder / f).exists() else folder / f[:-3] for f in _FASHION_FILES[split])
+    imgs, labels = _read_idx(img_file), _read_idx(lab_file)
+    if limit is not None:
+        imgs, labels = imgs[:limit], labels[:limit]
+    x = torch.from_numpy(imgs.astype(np.float32) / 255.0).unsqueeze(1)
+    return x, torch.from_numpy(labels.astype(np.int64))

@@ -91,3 +91,97 @@ def load_model(name: str = "efficientnet_lite0", device: str | torch.device = "a
     for p in model.parameters():
         p.requires_grad_(False)
     return model, size, imagenet_classes()
+
+
+# A small CNN for Fashion-MNIST, trained here on first use and cached (a few hundred KB): the offline
+# dataset of the SAMP, Manifold IG and training-augmentation chapters.
+FASHION_AUGMENTS = ("none", "brightness", "blur")
+FASHION_ACTIVATIONS = ("relu", "softplus")
+
+
+def fashion_cnn(activation: str = "relu") -> nn.Module:
+    """Untrained 2-conv CNN for (N, 1, 28, 28) images in [0, 1]; 10 logits. Softplus makes it smooth."""
+    if activation not in FASHION_ACTIVATIONS:
+        raise ValueError(f"unknown activation={activation!r}; accepted values: {', '.join(FASHION_ACTIVATIONS)}")
+    act = nn.ReLU if activation == "relu" else (lambda: nn.Softplus(beta=5.0))
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), act(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), act(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 64), act(), nn.Linear(64, 10),
+    )
+
+
+def augment_batch(x: torch.Tensor, augment: str, gen: torch.Generator) -> torch.Tensor:
+    """Random training augmentation: brightness factor in [0.5, 1.5] (clamped to [0, 1]) or Gaussian blur σ in [0, 2]."""
+    if augment == "none":
+        return x
+    u = torch.rand(x.shape[0], generator=gen)
+    if augment == "brightness":
+        return (x * (0.5 + u).view(-1, 1, 1, 1)).clamp(0, 1)
+    if augment == "blur":
+        from .paths import _gauss_kernels, _separable
+
+        k, _ = _gauss_kernels((2.0 * u).double(), 8)
+        b, c, h, w = x.shape
+        return _separable(x.reshape(b, c, h, w), k.float(), k.float())
+    raise ValueError(f"unknown augment={augment!r}; accepted values: {', '.join(FASHION_AUGMENTS)}")
+
+
+def fashion_classifier(
+    augment: str = "none",
+    epochs: int = 1,
+    seed: int = 0,
+    activation: str = "relu",
+    device: str | torch.device = "auto",
+    retrain: bool = False,
+) -> nn.Module:
+    """Eval-mode Fashion-MNIST CNN (logits), loaded from the cache or trained (Adam, batch 128) and cached.
+
+    ``model.info`` holds the training settings, the test accuracy and the cache file."""
+    import json
+    import time
+
+    from . import data as D
+
+    if augment not in FASHION_AUGMENTS:
+        raise ValueError(f"unknown augment={augment!r}; accepted values: {', '.join(FASHION_AUGMENTS)}")
+    if int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    net = fashion_cnn(activation)
+    file = D.cache_dir() / f"fashion_cnn_{activation}_{augment}_e{int(epochs)}_s{int(seed)}.pt"
+    meta_file = file.with_suffix(".json")
+    if file.exists() and meta_file.exists() and not retrain:
+        net.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+        info = json.loads(meta_file.read_text())
+    else:
+        x, y = D.load_fashion_mnist("train")
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        net = fashion_cnn(activation)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        t0 = time.time()
+        net.train()
+        for _ in range(int(epochs)):
+            order = torch.randperm(x.shape[0], generator=gen)
+            for i in range(0, x.shape[0], 128):
+                idx = order[i : i + 128]
+                loss = nn.functional.cross_entropy(net(augment_batch(x[idx], augment, gen)), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        net.eval()
+        xt, yt = D.load_fashion_mnist("test")
+        with torch.no_grad():
+            acc = float(torch.cat([net(c).argmax(1) for c in xt.split(1000)]).eq(yt).float().mean())
+        info = {
+            "augment": augment, "epochs": int(epochs), "seed": int(seed), "activation": activation,
+            "test_accuracy": acc, "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__,
+        }
+        torch.save(net.state_dict(), file)
+        meta_file.write_text(json.dumps(info, indent=1))
+    info["file"] = str(file)
+    model = net.to(resolve_device(device)).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.info = info
+    return model
