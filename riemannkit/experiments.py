@@ -127,7 +127,7 @@ def markdown_table(table: dict, steps: list[int], key: str = "mean", fmt: str = 
 
 # ------------------------------------------------------------------------------------------- IDGI
 # The IDGI and stability chapters: every path with and without IDGI, from one pass of f and ∇f.
-PATH_LABELS = {"ig": "IG", "blurig": "BlurIG", "guidedig": "GIG"}
+PATH_LABELS = {"ig": "IG", "blurig": "BlurIG", "guidedig": "GIG", "samp": "SAMP", "manifold": "MIG"}
 
 
 def method_labels(paths: list[str]) -> list[str]:
@@ -284,3 +284,217 @@ def concentration(attr: torch.Tensor, x: torch.Tensor, reduce: str = "sum") -> t
     if (norm == 0).any():
         raise ValueError("attr holds an all-zero map: it cannot be normalised by Σ|map|")
     return s.shape[1] * (s / norm).pow(2).sum(1)
+
+
+def response_along_path(
+    model: nn.Module, x: torch.Tensor, path: str, alphas, target=None, output: str = "prob", batch_size: int = 64, **path_kwargs
+) -> torch.Tensor:
+    """f(γ(α)) of shape (A, B) at each α of a closed-form path ('ig', 'blurig'), for each image's target."""
+    x, target = I._prepare(model, x, target, batch_size)
+    a = torch.as_tensor(alphas, dtype=torch.float64)
+    fn = P.path_function(path, **path_kwargs)
+    per = max(1, batch_size // x.shape[0])
+    out = []
+    with torch.no_grad():
+        for chunk in a.split(per):
+            pts = fn(x, chunk)[0]
+            f = I.target_output(model, pts.reshape(-1, *x.shape[1:]), target.repeat(len(chunk)), output)
+            out.append(f.view(len(chunk), x.shape[0]))
+    return torch.cat(out)
+
+
+def half_rise(alphas, values: torch.Tensor) -> torch.Tensor:
+    """Per image, the first α where f(γ(α)) − f(γ(0)) reaches half of f(γ(1)) − f(γ(0)) (linear in between)."""
+    a = torch.as_tensor(alphas, dtype=torch.float64)
+    v = values.double()
+    if v.ndim != 2 or v.shape[0] != len(a):
+        raise ValueError(f"values must be (len(alphas), B) = ({len(a)}, B), got {tuple(v.shape)}")
+    rel = (v - v[0]) / (v[-1] - v[0])
+    above = rel >= 0.5
+    j = above.double().argmax(0).clamp(min=1)  # first index reaching half (≥ 1 since rel[0] = 0)
+    cols = torch.arange(v.shape[1])
+    r0, r1 = rel[j - 1, cols], rel[j, cols]
+    t = ((0.5 - r0) / (r1 - r0)).clamp(0, 1)
+    return a[j - 1] + t * (a[j] - a[j - 1])
+
+
+def gprime_summary(grid: np.ndarray, gprime: np.ndarray) -> dict:
+    """Where the mean |g'| curve sits: the α of its peak and the α holding half of its mass."""
+    grid, gprime = np.asarray(grid, dtype=float), np.asarray(gprime, dtype=float)
+    if grid.ndim != 1 or grid.shape != gprime.shape or len(grid) < 2:
+        raise ValueError(f"grid and gprime must be 1-D of the same length >= 2, got {grid.shape} and {gprime.shape}")
+    # Algorithm 1's value at grid[j] stands for [grid[j], grid[j+1]) (the last for [grid[-1], 1]).
+    edges = np.append(grid, 1.0)
+    cum = np.concatenate([[0.0], np.cumsum(gprime * np.diff(edges))])
+    return {"peak": float(grid[int(np.argmax(gprime))]), "median": float(np.interp(0.5 * cum[-1], cum, edges))}
+
+
+# --------------------------------------------------------------------------------- generalisation
+# Algorithm 1's curve for a set of images is the mean of the per-image curves, so per-image curves of
+# a pool give the curve of any subset (any calibration-set size m) without new gradients.
+def per_image_gprime(
+    model: nn.Module, x: torch.Tensor, path: str = "ig", k: int = 64, target=None, output: str = "prob",
+    batch_size: int = 64, **path_kwargs,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Algorithm 1 on each image alone: ``(grid (k,), curves (B, k))``; their mean is Algorithm 1 on all B."""
+    x, target = I._prepare(model, x, target, batch_size)
+    curves = []
+    for i in tqdm(range(x.shape[0]), desc=f"|g'| per image ({path})", leave=False):
+        grid, gp = S.estimate_gprime(model, x[i : i + 1], path, k, target[i : i + 1], output, batch_size, **path_kwargs)
+        curves.append(gp)
+    return grid, np.stack(curves)
+
+
+def schedule_distance(a, b) -> float:
+    """Mean |a_i − b_i| of two sorted n-point schedules (the 1-Wasserstein distance of their point sets)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"schedules must be 1-D of the same length, got {a.shape} and {b.shape}")
+    return float(np.mean(np.abs(np.sort(a) - np.sort(b))))
+
+
+def subset_schedules(
+    grid: np.ndarray, curves: np.ndarray, sizes: list[int], draws: int, n: int, bound: str = "paper", seed: int = 0
+) -> dict[int, list[np.ndarray]]:
+    """{m: [schedule fitted on the mean curve of m images drawn at random without replacement] × draws}."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for m in sizes:
+        if not 1 <= m <= len(curves):
+            raise ValueError(f"calibration size m={m} must be between 1 and the pool's {len(curves)} images")
+        picks = [rng.choice(len(curves), size=m, replace=False) for _ in range(draws if m < len(curves) else 1)]
+        out[m] = [S.fit_schedule(grid, curves[p].mean(0), n, bound=bound) for p in picks]
+    return out
+
+
+def completeness_of_schedules(
+    model: nn.Module, x: torch.Tensor, path: str, schedules: list, batch_size: int = 64, **path_kwargs
+) -> np.ndarray:
+    """(len(schedules), B) relative completeness errors of each schedule applied to every image of ``x``."""
+    out = []
+    for a in schedules:
+        r = I.attribute(model, x, path, alphas=a, batch_size=batch_size, **path_kwargs)
+        out.append(M.completeness_error(r.attr, r.f_input, r.f_baseline).cpu().numpy())
+    return np.stack(out)
+
+
+# --------------------------------------------------------------------------------- which schedule?
+# Every rule and schedule at the same budget n = gradient evaluations per image.  A placement is
+# 'uniform' (the rule's own nodes), a Powell fit of a left-rule bound ('paper' = RiemannOpt, 'faithful',
+# 'sup'), or a continuum-optimal density: √|g'| for the left rule, |g''|^{1/3} for midpoint/trapezoid.
+WHICH_METHODS: dict[str, tuple[str, str]] = {
+    "left": ("left", "uniform"),
+    "right": ("right", "uniform"),
+    "midpoint": ("midpoint", "uniform"),
+    "trapezoid": ("trapezoid", "uniform"),
+    "Gauss–Legendre": ("gausslegendre", "uniform"),
+    "left + RiemannOpt": ("left", "paper"),
+    "left + faithful Powell": ("left", "faithful"),
+    "left + sup Powell": ("left", "sup"),
+    "left + √g′ density": ("left", "sqrt-density"),
+    "midpoint + ∛g″ density": ("midpoint", "cubic-density"),
+    "trapezoid + ∛g″ density": ("trapezoid", "cubic-density"),
+}
+# Adaptive paths (Guided IG, SAMP) take only the left rule, with or without a schedule.
+WHICH_ADAPTIVE_METHODS = ("left", "left + RiemannOpt", "left + faithful Powell", "left + √g′ density")
+PLACEMENTS = ("uniform", "paper", "faithful", "sup", "sqrt-density", "cubic-density")
+
+
+def which_nodes(rule: str, placement: str, n: int, curves: dict, maxiter: int | None = None) -> dict:
+    """``attribute`` keywords for ``rule`` with ``placement`` at exactly ``n`` gradient evaluations per image.
+
+    ``curves`` holds Algorithm 1's ``grid``, ``gprime`` (|g'|) and ``gsecond`` (|g''|) for the path
+    (:func:`riemannkit.schedule.estimate_gderivatives`).  The trapezoid rule spends n evaluations on
+    n − 1 intervals (its nodes include α = 1).  ``maxiter``: Powell iterations for the fitted placements
+    (None: :func:`riemannkit.schedule.fit_schedule`'s default, until converged)."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"unknown placement={placement!r}; accepted values: {', '.join(PLACEMENTS)}")
+    if int(n) != n or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    n = int(n)
+    if placement == "uniform":
+        return {"rule": rule, "n": n}
+    grid, g1 = curves["grid"], curves["gprime"]
+    if placement in ("paper", "faithful", "sup"):
+        if rule != "left":
+            raise ValueError(f"placement={placement!r} fits a left-rule bound; got rule={rule!r}")
+        init = "density" if placement == "faithful" else "linear"
+        return {"rule": "left", "alphas": S.fit_schedule(grid, g1, n, bound=placement, init=init, maxiter=maxiter)}
+    if placement == "sqrt-density":
+        if rule != "left":
+            raise ValueError(f"placement='sqrt-density' is the left rule's optimum; got rule={rule!r}")
+        return {"rule": "left", "alphas": S.density_schedule(n, grid, g1, power=0.5)}
+    if rule not in ("midpoint", "trapezoid"):
+        raise ValueError(f"placement='cubic-density' is for rule='midpoint' or 'trapezoid'; got rule={rule!r}")
+    intervals = n if rule == "midpoint" else n - 1
+    return {"rule": rule, "alphas": S.cubic_density_schedule(intervals, grid, curves["gsecond"])}
+
+
+def which_schedule_study(
+    model: nn.Module, x_calib: torch.Tensor, x_eval: torch.Tensor, paths: dict[str, dict], budgets: list[int],
+    k: int = 64, methods: dict[str, list[str]] | None = None, batch_size: int = 64, fit_maxiter: int | None = None,
+) -> dict:
+    """Relative completeness error of every rule/schedule in :data:`WHICH_METHODS` for each path and budget.
+
+    ``paths``: {path: path kwargs}.  Algorithm 1 (|g'| and |g''| from one set of gradients,
+    :func:`riemannkit.schedule.estimate_gderivatives`) runs on ``x_calib``; the errors are measured on
+    ``x_eval``.  ``methods``: {path: [labels]} (default: all for closed-form paths,
+    :data:`WHICH_ADAPTIVE_METHODS` for adaptive ones).  Returns {"curves": {path: {grid, gprime, gsecond}},
+    "errors": {path: {label: {n: per-image errors (B,)}}}, "alphas": {path: {label: {n: schedule}}},
+    "seconds": {"calibration", "fit", "evaluation"}}; each entry's evaluations per image are checked to be n.
+    """
+    import time
+
+    methods = dict(methods or {})
+    out = {"curves": {}, "errors": {}, "alphas": {}, "seconds": {"calibration": 0.0, "fit": 0.0, "evaluation": 0.0}}
+    bar = tqdm(total=sum(len(methods.get(p) or (WHICH_ADAPTIVE_METHODS if p in P.ADAPTIVE_PATHS else WHICH_METHODS))
+                         for p in paths) * len(budgets), desc="which schedule")
+    for path, kw in paths.items():
+        labels = list(methods.get(path) or (WHICH_ADAPTIVE_METHODS if path in P.ADAPTIVE_PATHS else WHICH_METHODS))
+        bad = [m for m in labels if m not in WHICH_METHODS]
+        if bad:
+            raise ValueError(f"unknown method(s) {bad}; accepted values: {', '.join(WHICH_METHODS)}")
+        t0 = time.perf_counter()
+        grid, g1, g2 = S.estimate_gderivatives(model, x_calib, path, k=k, batch_size=batch_size, **kw)
+        out["seconds"]["calibration"] += time.perf_counter() - t0
+        curves = {"grid": grid, "gprime": g1, "gsecond": g2}
+        out["curves"][path] = curves
+        out["errors"][path], out["alphas"][path] = {}, {}
+        for label in labels:
+            rule, placement = WHICH_METHODS[label]
+            out["errors"][path][label], out["alphas"][path][label] = {}, {}
+            for n in budgets:
+                t0 = time.perf_counter()
+                nodes = which_nodes(rule, placement, n, curves, fit_maxiter)
+                t1 = time.perf_counter()
+                r = I.attribute(model, x_eval, path, batch_size=batch_size, **nodes, **kw)
+                out["seconds"]["fit"] += t1 - t0
+                out["seconds"]["evaluation"] += time.perf_counter() - t1
+                if r.n_gradients != n:
+                    raise RuntimeError(f"{path} {label}: {r.n_gradients} gradient evaluations for budget n={n}")
+                out["errors"][path][label][n] = M.completeness_error(r.attr, r.f_input, r.f_baseline).cpu().numpy()
+                if "alphas" in nodes:
+                    out["alphas"][path][label][n] = np.asarray(nodes["alphas"])
+                bar.update()
+    bar.close()
+    return out
+
+
+def which_summary(errors: dict, stat: str = "mean") -> dict:
+    """{path: {label: {n: mean (or median) over images}}} of :func:`which_schedule_study`'s errors."""
+    if stat not in ("mean", "median"):
+        raise ValueError(f"unknown stat={stat!r}; accepted values: mean, median")
+    f = np.mean if stat == "mean" else np.median
+    return {p: {m: {n: float(f(v)) for n, v in row.items()} for m, row in d.items()} for p, d in errors.items()}
+
+
+def which_recommendation(summary: dict, budgets: list[int], reference: str = "left") -> list[dict]:
+    """Per path and budget: the best method, its error, the reference's (left rule) error and their ratio."""
+    rows = []
+    for path, d in summary.items():
+        for n in budgets:
+            best = min(d, key=lambda m: d[m][n])
+            ref = d[reference][n]
+            rows.append({"path": path, "n": n, "best": best, "error": d[best][n], "reference": ref,
+                         "factor": ref / d[best][n] if d[best][n] > 0 else float("inf")})
+    return rows
