@@ -3,11 +3,15 @@ from .idgi import idgi_attribute
 from .integrate import RULES, Attribution, attribute, rule_nodes, schedule_weights
 from .metrics import completeness_error, completeness_error_pooled
 from .paths import PATH_NAMES
-from .schedule import estimate_gprime, fit_schedule, linear_schedule, load_schedule, paper_bound, save_schedule
+from .schedule import (
+    density_schedule, estimate_gprime, faithful_bound, fit_schedule, linear_schedule, load_schedule, paper_bound,
+    save_schedule,
+)
 
 __version__ = "0.1.0"
 __all__ = [
     "RULES", "PATH_NAMES", "idgi_attribute", "Attribution", "attribute", "rule_nodes", "schedule_weights",
     "completeness_error", "completeness_error_pooled", "estimate_gprime", "fit_schedule",
-    "linear_schedule", "paper_bound", "save_schedule", "load_schedule", "__version__",
+    "linear_schedule", "paper_bound", "faithful_bound", "density_schedule", "save_schedule", "load_schedule",
+    "__version__",
 ]

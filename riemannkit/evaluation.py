@@ -1,6 +1,6 @@
 """Evaluate saliency methods (IG, BlurIG, Guided IG, each ± IDGI) over metrics, models and step counts.
 
-A method name is a path ('ig', 'blurig', 'guidedig') optionally followed by '+idgi'.  A plain method is
+A method name is a path ('ig', 'blurig', 'guidedig', 'samp') optionally followed by '+idgi'.  A plain method is
 the left Riemann sum  Σ_j g_j ⊙ (γ(α_{j+1}) − γ(α_j))  (closed-form paths: g_j = ∇f(γ(α_j)) ⊙ γ'(α_j)
 times Δα_j), its IDGI twin  Σ_j g_j ⊙ g_j Δf_j / ||g_j||²  (riemannkit.idgi).  Both need f and ∇f at the
 same n points, so :func:`method_maps` computes each path once and returns both maps from the same n
@@ -22,12 +22,13 @@ from . import metrics as M
 from . import paths as P
 from .idgi import path_and_idgi, path_and_idgi_schedules  # noqa: F401  (re-exported)
 
-METHODS = ("ig", "ig+idgi", "blurig", "blurig+idgi", "guidedig", "guidedig+idgi")
+METHODS = ("ig", "ig+idgi", "blurig", "blurig+idgi", "guidedig", "guidedig+idgi", "samp", "samp+idgi")
 # The row order of the IDGI reproducibility study's Tables 1–3.
 STUDY_ORDER = ("ig", "ig+idgi", "guidedig", "guidedig+idgi", "blurig", "blurig+idgi")
 LABELS = {
     "ig": "IG", "ig+idgi": "IG + IDGI", "blurig": "BlurIG", "blurig+idgi": "BlurIG + IDGI",
-    "guidedig": "GIG", "guidedig+idgi": "GIG + IDGI",
+    "guidedig": "GIG", "guidedig+idgi": "GIG + IDGI", "samp": "SAMP", "samp+idgi": "SAMP + IDGI",
+    "gradxinput": "Gradient × input", "smoothgrad": "SmoothGrad",
 }
 # The study's Guided IG: fraction 0.5, max_dist 1.0 in raw [0, 1] pixel space (PAIR: 0.25, 0.02).
 STUDY_PATH_KWARGS = {"guidedig": {"fraction": 0.5, "max_dist": 1.0}}
@@ -104,6 +105,41 @@ def method_maps(
         )
         out[path], out[path + "+idgi"] = plain, idgi
     return {m: out[m] for m in names}
+
+
+def gradient_x_input(model: nn.Module, x: torch.Tensor, target=None, output: str = "prob", batch_size: int = 64) -> I.Attribution:
+    """Gradient × input, ∇f(x) ⊙ x (a one-point rule of IG from a black baseline; f_baseline = f(0))."""
+    x, target = I._prepare(model, x, target, batch_size)
+    g = torch.cat([I.gradients(model, xc, tc, output) for xc, tc in zip(x.split(batch_size), target.split(batch_size))])
+    with torch.no_grad():
+        f_in = I.target_output(model, x, target, output)
+        f_base = I.target_output(model, torch.zeros_like(x), target, output)
+    return I.Attribution(g * x, f_in, f_base, target, 1)
+
+
+def smoothgrad(
+    model: nn.Module, x: torch.Tensor, n: int = 16, noise: float = 0.15, target=None, output: str = "prob",
+    batch_size: int = 64, seed: int = 0,
+) -> I.Attribution:
+    """SmoothGrad (Smilkov et al. 2017): the mean gradient at n noisy copies x + N(0, σ²), σ = ``noise`` ·
+    (max − min of each image) as the paper's noise level; seeded by ``seed`` (the same noise for every
+    call).  Not a path method: f_input / f_baseline are f(x) and f(0), and its sum is not f(x) − f(0)."""
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    x, target = I._prepare(model, x, target, batch_size)
+    gen = torch.Generator().manual_seed(int(seed))
+    span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, *([1] * (x.ndim - 1)))
+    total = torch.zeros_like(x)
+    for _ in range(int(n)):
+        eps = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+        pts = x + noise * span * eps
+        total += torch.cat([I.gradients(model, pc, tc, output) for pc, tc in zip(pts.split(batch_size), target.split(batch_size))])
+    with torch.no_grad():
+        f_in = I.target_output(model, x, target, output)
+        f_base = I.target_output(model, torch.zeros_like(x), target, output)
+    return I.Attribution(total / n, f_in, f_base, target, int(n))
 
 
 def sweep_maps(

@@ -33,7 +33,7 @@ from torch import nn
 from . import integrate as I
 from . import paths as P
 
-GUIDED_KWARGS = ("baseline", "fraction", "max_dist")
+GUIDED_KWARGS = P.ADAPTIVE_PATHS["guidedig"].kwargs
 
 
 def idgi_combine(grads: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,8 +47,15 @@ def idgi_combine(grads: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tenso
     n, b = grads.shape[:2]
     if tuple(values.shape) != (n + 1, b):
         raise ValueError(f"values must have shape (n+1, B) = {(n + 1, b)} for grads {tuple(grads.shape)}, got {tuple(values.shape)}")
+    return idgi_steps(grads, torch.diff(values.to(device=grads.device, dtype=torch.float64), dim=0))
+
+
+def idgi_steps(grads: torch.Tensor, df: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IDGI sum Σ_j g_j ⊙ g_j Δf_j / ||g_j||² from gradients (n, B, …) and the steps' Δf_j (n, B); see :func:`idgi_combine`."""
+    if tuple(df.shape) != tuple(grads.shape[:2]):
+        raise ValueError(f"df must have shape (n, B) = {tuple(grads.shape[:2])}, got {tuple(df.shape)}")
     g = grads.double()
-    df = torch.diff(values.to(device=g.device, dtype=torch.float64), dim=0)  # (n, B)
+    df = df.to(device=g.device, dtype=torch.float64)
     sq = g * g
     norm2 = sq.flatten(2).sum(2)
     zero = norm2 == 0
@@ -105,8 +112,8 @@ def path_and_idgi_schedules(
 
     On a closed-form path ('ig', 'blurig') the gradient at a point shared by several schedules is
     computed once: the linear schedules i/8, i/16, i/32 … are nested, so a sweep over n costs only its
-    largest n, and every n still integrates over the whole of [0, 1] with its own points.  Guided IG is
-    adaptive (its path depends on the schedule): each schedule is computed on its own.  Path points
+    largest n, and every n still integrates over the whole of [0, 1] with its own points.  The adaptive
+    paths (Guided IG, SAMP: the path depends on the schedule) compute each schedule on its own.  Path points
     (images × alphas) are evaluated ``batch_size`` at a time.
     """
     path = P.check_path_name(path)
@@ -124,10 +131,10 @@ def path_and_idgi_schedules(
     with torch.no_grad():
         f_input = I.target_output(model, x, target, output)
     results = []
-    if path == "guidedig":
-        extra = set(path_kwargs) - set(GUIDED_KWARGS)
-        if extra:
-            raise ValueError(f"path='guidedig' does not take {sorted(extra)}; accepted: {sorted(GUIDED_KWARGS)}")
+    if path in P.ADAPTIVE_PATHS:
+        entry = P.adaptive_path(path, path_kwargs)
+        with torch.no_grad():
+            f_base = I.target_output(model, P.check_baseline(x, path_kwargs.get("baseline")), target, output)
         for sched in nodes:
             values: list[torch.Tensor] = []
 
@@ -136,9 +143,10 @@ def path_and_idgi_schedules(
                 values.append(torch.cat([f for f, _ in fg]))
                 return torch.cat([g for _, g in fg])
 
-            grads, deltas = P.guided_ig(grad_fn, x, sched, **path_kwargs)
-            idgi, lost = idgi_combine(grads, torch.cat([torch.stack(values), f_input.unsqueeze(0)]))
-            results.append(((grads * deltas).sum(0), idgi, lost, values[0]))
+            grads, deltas = entry.fn(grad_fn, x, sched, **path_kwargs)
+            df = entry.step_df(torch.stack(values), f_input, f_base, **path_kwargs)
+            idgi, lost = idgi_steps(grads, df)
+            results.append(((grads * deltas).sum(0), idgi, lost, f_base, grads.shape[0]))
     else:
         fn = P.path_function(path, **path_kwargs)
         union = torch.unique(torch.cat(nodes))  # sorted
@@ -177,13 +185,13 @@ def path_and_idgi_schedules(
                 pending[k] = (fk, gk)
         for k in range(len(nodes)):
             d, l = idgi_combine(pending[k][1], torch.cat([pending[k][0], f_input.unsqueeze(0)]))
-            results.append((plain[k], idgi[k] + d, lost[k] + l, f_baseline))
+            results.append((plain[k], idgi[k] + d, lost[k] + l, f_baseline, len(nodes[k])))
     out = []
-    for sched, (pl, idg, ls, fb) in zip(nodes, results):
+    for pl, idg, ls, fb, n_grad in results:
         _warn_lost(ls)
         out.append((
-            I.Attribution(pl.to(x.dtype), f_input, fb, target, len(sched)),
-            I.Attribution(idg.to(x.dtype), f_input, fb, target, len(sched)),
+            I.Attribution(pl.to(x.dtype), f_input, fb, target, n_grad),
+            I.Attribution(idg.to(x.dtype), f_input, fb, target, n_grad),
         ))
     return out
 
@@ -199,7 +207,7 @@ def idgi_attribute(
     batch_size: int = 64,
     **path_kwargs,
 ) -> I.Attribution:
-    """IDGI attribution of ``x`` (B, C, H, W in [0, 1]) along path 'ig', 'blurig' or 'guidedig'.
+    """IDGI attribution of ``x`` (B, C, H, W in [0, 1]) along path 'ig', 'blurig', 'guidedig' or 'samp'.
 
     The path is sampled at the left-rule nodes of ``n`` steps (α_i = i/n) or at a schedule ``alphas``
     (α_0 = 0, increasing, < 1), plus α_n = 1 (the input).  With g_j = ∇f(x_j) the left gradient,
@@ -214,6 +222,7 @@ def idgi_attribute(
 
     f and ∇f come from the same forward pass at each point; n gradient evaluations per image, plus one
     forward pass at x.  ``path_kwargs``: ``baseline`` (ig, guidedig), ``max_sigma`` (blurig),
-    ``fraction`` and ``max_dist`` (guidedig).  f_baseline is f at the path's first point.
+    ``fraction`` and ``max_dist`` (guidedig), ``direction`` and ``momentum`` (samp).  f_baseline is f at
+    the baseline (the path's first point).
     """
     return path_and_idgi(model, x, path, n, alphas, target, output, batch_size, **path_kwargs)[1]

@@ -1,8 +1,10 @@
 """The path integral ∫₀¹ ∇f(γ(α)) ⊙ γ'(α) dα, evaluated in batches at any set of alphas.
 
 ``attribute`` is the one entry point: a rule name ('left', 'right', 'midpoint', 'trapezoid',
-'gausslegendre') with ``n`` nodes, or an explicit sorted schedule ``alphas`` (left-rule weights
-α_{i+1} − α_i with α_n = 1).  Images × alphas are flattened into one forward/backward per chunk.
+'gausslegendre') with ``n`` nodes, or an explicit sorted schedule ``alphas``: a partition
+0 = α_0 < … < α_n = 1 (α_n = 1 implied) on which 'left' (the default: weights α_{i+1} − α_i), 'right',
+'midpoint' or 'trapezoid' place their nodes (:func:`schedule_nodes`).  Images × alphas are flattened
+into one forward/backward per chunk.
 """
 from __future__ import annotations
 
@@ -75,6 +77,43 @@ def schedule_weights(alphas) -> torch.Tensor:
     return torch.diff(torch.cat([a, torch.ones(1, dtype=a.dtype)]))
 
 
+# Rules that take a schedule: the partition 0 = α_0 < … < α_{n−1} < α_n = 1 given by ``alphas``.
+SCHEDULE_RULES = ("left", "right", "midpoint", "trapezoid")
+
+
+def schedule_nodes(rule: str, alphas) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes and weights (float64) of ``rule`` on the partition 0 = α_0 < … < α_n = 1 given by ``alphas``.
+
+    ``alphas`` is validated as by :func:`check_alphas` (α_0 = 0, increasing, < 1; α_n = 1 implied);
+    with Δα_i = α_{i+1} − α_i:
+
+    * 'left':      nodes α_0 … α_{n−1},               weights Δα_i               (n evaluations);
+    * 'right':     nodes α_1 … α_n,                   weights Δα_i               (n evaluations);
+    * 'midpoint':  nodes (α_i + α_{i+1})/2,           weights Δα_i               (n evaluations);
+    * 'trapezoid': nodes α_0 … α_n (1 included),      weights (Δα_{i−1} + Δα_i)/2 (n + 1 evaluations).
+
+    Gauss–Legendre has its own nodes and takes no schedule.
+    """
+    name = str(rule).lower()
+    if name not in SCHEDULE_RULES:
+        raise ValueError(
+            f"rule={rule!r} does not take a schedule (alphas); accepted values with alphas: {', '.join(SCHEDULE_RULES)}"
+        )
+    a = check_alphas(alphas)
+    ends = torch.cat([a, torch.ones(1, dtype=a.dtype)])
+    d = torch.diff(ends)
+    if name == "left":
+        return a, d
+    if name == "right":
+        return ends[1:], d
+    if name == "midpoint":
+        return 0.5 * (ends[:-1] + ends[1:]), d
+    w = torch.zeros(len(ends), dtype=a.dtype)
+    w[:-1] += 0.5 * d
+    w[1:] += 0.5 * d
+    return ends, w
+
+
 def target_output(model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
     """f(x) per image: softmax probability (or logit) of class ``target``."""
     logits = model(x)
@@ -109,16 +148,30 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Te
         return torch.cat([model(c).argmax(-1) for c in x.split(batch_size)])
 
 
+# Path kwargs with one entry per image, sliced with the images when a batch is split: a baseline of
+# the images' shape (B, C, H, W) (one (C, H, W) baseline is shared) and the manifold path's knots (B, T, d).
+PER_IMAGE_KWARGS = ("baseline", "knots")
+
+
+def _per_image(name: str, value, x: torch.Tensor) -> bool:
+    if value is None or name not in PER_IMAGE_KWARGS:
+        return False
+    shape = torch.as_tensor(value).shape
+    if name == "baseline":
+        return shape == x.shape
+    return len(shape) >= 1 and shape[0] == x.shape[0]
+
+
 def image_batches(x: torch.Tensor, batch_size: int, path_kwargs: dict) -> list[tuple[slice, dict]]:
-    """(slice of the images, path kwargs for them) per batch of ``batch_size`` images; a per-image baseline is sliced too."""
-    base = path_kwargs.get("baseline")
-    per_image = base is not None and torch.as_tensor(base).shape == x.shape
+    """(slice of the images, path kwargs for them) per batch of ``batch_size`` images; the per-image
+    kwargs (PER_IMAGE_KWARGS: a per-image baseline, the manifold path's knots) are sliced too."""
+    per_image = [k for k, v in path_kwargs.items() if _per_image(k, v, x)]
     out = []
     for i in range(0, x.shape[0], batch_size):
         sl = slice(i, i + batch_size)
         kw = dict(path_kwargs)
-        if per_image:
-            kw["baseline"] = torch.as_tensor(base)[sl]
+        for k in per_image:
+            kw[k] = torch.as_tensor(path_kwargs[k])[sl]
         out.append((sl, kw))
     return out
 
@@ -183,7 +236,11 @@ def attribute(
     batch_size: int = 64,
     **path_kwargs,
 ) -> Attribution:
-    """Path attribution of ``x`` (B, C, H, W in [0, 1]) with a rule of ``n`` nodes or a schedule ``alphas``."""
+    """Path attribution of ``x`` (B, C, H, W in [0, 1]) with a rule of ``n`` nodes or a schedule ``alphas``.
+
+    With ``alphas`` the rule ('left' by default, 'right', 'midpoint', 'trapezoid') is applied on the
+    partition the schedule defines (:func:`schedule_nodes`; 'trapezoid' costs n + 1 evaluations) and
+    ``n`` is ignored.  Adaptive paths (Guided IG, SAMP) take only the left rule."""
     path = P.check_path_name(path)
     if output not in OUTPUTS:
         raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(OUTPUTS)}")
@@ -194,20 +251,21 @@ def attribute(
             attribute(model, x[sl], path, rule, n, alphas, target[sl], output, batch_size, **kw)
             for sl, kw in image_batches(x, batch_size, path_kwargs)
         ])
+    if path in P.ADAPTIVE_PATHS and str(rule).lower() != "left":
+        raise ValueError(
+            f"path={path!r} is adaptive and takes only rule='left' (with n or a schedule alphas), got rule={rule!r}"
+        )
     if alphas is not None:
-        nodes = check_alphas(alphas)
-        weights = schedule_weights(nodes)
+        # A schedule is a partition of [0, 1]; ``rule`` picks the nodes in it (left by default).
+        nodes, weights = schedule_nodes(rule, alphas)
     else:
         nodes, weights = rule_nodes(rule, n)
-        if path == "guidedig" and str(rule).lower() != "left":
-            raise ValueError(f"path='guidedig' is adaptive and takes only rule='left' or a schedule, got rule={rule!r}")
-    if path == "guidedig":
-        allowed = {"baseline", "fraction", "max_dist"}
-        extra = set(path_kwargs) - allowed
-        if extra:
-            raise ValueError(f"path='guidedig' does not take {sorted(extra)}; accepted: {sorted(allowed)}")
-        grads, deltas = P.guided_ig(lambda pts: gradients(model, pts, target, output), x, nodes, **path_kwargs)
+    n_grad = len(nodes)
+    if path in P.ADAPTIVE_PATHS:
+        entry = P.adaptive_path(path, path_kwargs)
+        grads, deltas = entry.fn(lambda pts: gradients(model, pts, target, output), x, nodes, **path_kwargs)
         attr = (grads * deltas).sum(0)
+        n_grad = grads.shape[0]
         start = P.check_baseline(x, path_kwargs.get("baseline"))
     else:
         w = weights.to(device=x.device, dtype=x.dtype)
@@ -218,4 +276,4 @@ def attribute(
     with torch.no_grad():
         f_in = target_output(model, x, target, output)
         f_base = target_output(model, start, target, output)
-    return Attribution(attr, f_in, f_base, target, len(nodes))
+    return Attribution(attr, f_in, f_base, target, n_grad)

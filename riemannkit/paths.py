@@ -2,18 +2,19 @@
 
 Every path here runs from the baseline (α = 0) to the input (α = 1), so that a path integral of
 ∇f(γ(α)) ⊙ γ'(α) sums to f(x) − f(γ(0)) (completeness).  Straight-line IG and BlurIG are defined in
-closed form at any α; Guided IG is adaptive (each step depends on the gradient at the current point),
-so it is produced by :func:`guided_ig`, which returns the exact per-segment differences instead.
+closed form at any α; Guided IG and SAMP are adaptive (each step depends on the gradient at the current
+point), so they are produced by :func:`guided_ig` and :func:`samp`, which return the exact per-segment
+differences instead (:data:`ADAPTIVE_PATHS` lists them with their keyword arguments).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-PATH_NAMES = ("ig", "blurig", "guidedig")
+PATH_NAMES = ("ig", "blurig", "guidedig", "samp", "manifold")
 
 # PAIR-code/saliency defaults (core/blur_ig.py and core/guided_ig.py).
 BLUR_MAX_SIGMA = 50.0
@@ -135,7 +136,8 @@ def blur(
 
 
 def path_function(path: str, **kwargs) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """Return ``(x, alphas) -> (points, velocity)`` for a closed-form path ('ig' or 'blurig')."""
+    """Return ``(x, alphas) -> (points, velocity)`` for a closed-form path ('ig', 'blurig', or 'manifold':
+    a decoded latent curve, riemannkit.manifold.manifold_path, with kwargs decoder, knots, baseline, residual)."""
     name = check_path_name(path)
     if name == "ig":
         allowed = {"baseline"}
@@ -143,8 +145,17 @@ def path_function(path: str, **kwargs) -> Callable[[torch.Tensor, torch.Tensor],
     elif name == "blurig":
         allowed = {"max_sigma"}
         fn = blur
+    elif name == "manifold":
+        from .manifold import MANIFOLD_KWARGS, manifold_path  # lazy: manifold imports this module
+
+        allowed = set(MANIFOLD_KWARGS)
+        fn = manifold_path
+    elif name in ADAPTIVE_PATHS:
+        raise ValueError(
+            f"path={name!r} is adaptive: it has no closed form, use riemannkit.paths.{ADAPTIVE_PATHS[name].fn.__name__}"
+        )
     else:
-        raise ValueError("path='guidedig' is adaptive: it has no closed form, use riemannkit.paths.guided_ig")
+        raise ValueError(f"path={name!r} has no closed-form path function")
     extra = set(kwargs) - allowed
     if extra:
         raise ValueError(f"path={name!r} does not take {sorted(extra)}; accepted: {sorted(allowed)}")
@@ -234,3 +245,170 @@ def guided_ig(
         grads.append(grad_actual)
         deltas.append(cur - start)
     return torch.stack(grads).to(x.dtype), torch.stack(deltas).to(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------- SAMP
+SAMP_DIRECTIONS = ("both", "insertion", "deletion")
+# The reference's ImageNet setting: step = 224·16 pixels of 224² move together, i.e. 1/14 of the pixels.
+SAMP_FRACTION = 16 / 224
+
+
+def _samp_step(cur: torch.Tensor, end: torch.Tensor, score: torch.Tensor, budget: torch.Tensor, top: int) -> torch.Tensor:
+    """One SAMP step of L1 length ``budget`` (B,) from ``cur`` towards ``end``, pixels (all channels) ranked by
+    ``score`` (B, H·W): the ``top`` best-ranked pixels move the same fraction min(1, budget / their L1 to go)
+    of their way; if that does not spend the budget, the next-ranked pixels move fully, in order, until it
+    is spent (the last one part of the way)."""
+    b = cur.shape[0]
+    diff = end - cur
+    rem = diff.abs().sum(1).reshape(b, -1)  # L1 still to go, per pixel
+    score = score.masked_fill(rem == 0, -math.inf)  # finished pixels last
+    order = torch.sort(score, dim=1, descending=True, stable=True).indices  # ties by pixel index
+    rem_s = rem.gather(1, order)
+    before = rem_s.cumsum(1) - rem_s
+    frac_s = ((budget.unsqueeze(1) - before) / rem_s.clamp_min(1e-300)).clamp(0, 1)  # greedy fill
+    head = before[:, top - 1 : top] + rem_s[:, top - 1 : top]  # L1 to go of the top pixels
+    share = (budget.unsqueeze(1) / head.clamp_min(1e-300)).clamp(max=1)
+    rank = torch.arange(rem_s.shape[1], device=rem_s.device).unsqueeze(0)
+    frac_s = torch.where(rank < top, share.expand_as(frac_s), frac_s)
+    frac_s = torch.where(rem_s > 0, frac_s, torch.zeros_like(frac_s))
+    frac = torch.zeros_like(frac_s).scatter(1, order, frac_s).view(b, 1, *cur.shape[2:])
+    return torch.where(frac == 1, end, cur + frac * diff)
+
+
+def _samp_chain(grad_fn, start, end, budgets, pick_max: bool, momentum: float, top: int, dtype):
+    """One greedy SAMP path from ``start`` to ``end``: per step the gradient at the current point and the move."""
+    cur = start.clone()
+    ranking = None
+    grads, moves = [], []
+    for i, budget in enumerate(budgets):
+        g = grad_fn(cur.to(dtype)).double()
+        ranking = g if ranking is None or momentum == 0 else (1 - momentum) * g + momentum * ranking
+        proj = (ranking * (end - cur)).sum(1).flatten(1)  # first-order change of f if a pixel moves fully
+        nxt = end.clone() if i == len(budgets) - 1 else _samp_step(cur, end, proj if pick_max else -proj, budget, top)
+        grads.append(g)
+        moves.append(nxt - cur)
+        cur = nxt
+    return grads, moves
+
+
+def samp(
+    grad_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    alphas: torch.Tensor,
+    baseline: torch.Tensor | None = None,
+    direction: str = "both",
+    momentum: float = 0.0,
+    fraction: float = SAMP_FRACTION,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAMP, the Salient Manipulation Path (Zhang et al., ICLR 2024), at the left-rule schedule ``alphas``.
+
+    α is the fraction of the L1 distance ||x − x'||₁ travelled: the point at α is α·||x − x'||₁ away from
+    the baseline x' (in L1), and step i, from α_i to α_{i+1} (α_n = 1), moves exactly (α_{i+1} − α_i)·||x − x'||₁
+    (the paper's infinitesimal constraint; n equal steps are its n_frag fragments).  Each step ranks the
+    pixels by the first-order change of f if the pixel (all channels) moved fully to its end value,
+    Σ_c g_c (end_c − cur_c), and moves the ⌈``fraction``·H·W⌉ best-ranked pixels (the reference's
+    ``step`` pixels; default 1/14, its ImageNet setting) the same share of their remaining way, so that
+    the step's L1 length is its budget; if moving them fully is not enough, the next-ranked pixels move
+    fully in rank order until it is (the last one part of the way).  Moving whole pixels in one jump
+    (``fraction`` → 0) would keep Σ|Δx|² from shrinking with n, and the Riemann sum would not converge:
+    spreading a step over many pixels makes the steps small as n grows.
+
+    ``direction``: 'insertion' runs from x' to x and moves the pixels that raise f most; 'deletion' runs
+    from x to x' and moves the pixels that lower f most (gradient at each step's start, in its own
+    travel direction: a right rule once written from x' to x); 'both' (the SAMP map) averages the two.
+    ``momentum`` μ ∈ [0, 1): the ranking uses m_i = (1 − μ) g_i + μ m_{i−1} (the reference's ``momen``
+    weights the new gradient, μ = 1 − momen; its 0.5 is μ = 0.5); the attribution always uses the true
+    gradient g_i (the reference multiplies the moves by m_i).
+
+    Returns ``(grads, deltas)`` like :func:`guided_ig`, steps in α order, deltas oriented from x' to x,
+    so Σ deltas = x − x' and the attribution Σ_i grads[i] ⊙ deltas[i] is a Riemann sum of the path
+    integral (f(x) − f(x') in the limit of small steps; on a CNN the greedy choice makes the sum
+    overshoot by orders of magnitude at practical n, see the SAMP chapter).  'both' returns the n insertion steps, then the n deletion
+    steps, each delta halved (2n gradient evaluations).  Float64 inside; batched over images.
+    """
+    direction = str(direction).lower()
+    if direction not in SAMP_DIRECTIONS:
+        raise ValueError(f"unknown direction={direction!r}; accepted values: {', '.join(SAMP_DIRECTIONS)}")
+    if isinstance(momentum, bool) or not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+        raise ValueError(f"momentum must be a number in [0, 1) (0 = no momentum), got {momentum!r}")
+    if isinstance(fraction, bool) or not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ValueError(f"fraction must be a number in (0, 1] (the share of pixels moved together per step), got {fraction!r}")
+    _check_alphas_tensor(alphas)
+    if x.ndim != 4:
+        raise ValueError(f"x must be a (B, C, H, W) batch of images, got shape {tuple(x.shape)}")
+    ends = torch.cat([alphas.double().cpu(), torch.ones(1, dtype=torch.float64)])
+    if alphas.numel() == 0 or ends[0] != 0 or (torch.diff(ends) <= 0).any():
+        raise ValueError("alphas must start at 0 and increase strictly, all < 1 (a left-rule schedule)")
+    baseline = check_baseline(x, baseline)
+    xin, xb = x.double(), baseline.double()
+    l1_total = (xin - xb).abs().flatten(1).sum(1)
+    widths = torch.diff(ends).to(xin.device)
+    top = max(1, math.ceil(fraction * x.shape[2] * x.shape[3] - 1e-9))
+    budgets = [w * l1_total for w in widths]  # per step, (B,)
+    grads, deltas = [], []
+    if direction in ("both", "insertion"):
+        g, m = _samp_chain(grad_fn, xb, xin, budgets, True, float(momentum), top, x.dtype)
+        grads += g
+        deltas += m
+    if direction in ("both", "deletion"):
+        # Travel x → x' through the α intervals from the last to the first, then list the steps in α order.
+        g, m = _samp_chain(grad_fn, xin, xb, budgets[::-1], False, float(momentum), top, x.dtype)
+        grads += g[::-1]
+        deltas += [-d for d in m[::-1]]
+    grads_t, deltas_t = torch.stack(grads), torch.stack(deltas)
+    if direction == "both":
+        deltas_t = deltas_t / 2
+    return grads_t.to(x.dtype), deltas_t.to(x.dtype)
+
+
+def _samp_step_df(values: torch.Tensor, f_input: torch.Tensor, f_baseline: torch.Tensor, direction: str = "both", **_) -> torch.Tensor:
+    """Δf per returned SAMP step (x' → x orientation) from f at the points of the gradient calls, in call order."""
+    direction = str(direction).lower()
+    out = []
+    n = values.shape[0] // (2 if direction == "both" else 1)
+    if direction in ("both", "insertion"):
+        out.append(torch.diff(torch.cat([values[:n], f_input.unsqueeze(0)]), dim=0))
+    if direction in ("both", "deletion"):
+        v = values[-n:].flip(0)  # f at α_1 … α_n = 1 in α order
+        out.append(torch.diff(torch.cat([f_baseline.unsqueeze(0), v]), dim=0))
+    df = torch.cat(out)
+    return df / 2 if direction == "both" else df
+
+
+def _guided_step_df(values: torch.Tensor, f_input: torch.Tensor, f_baseline: torch.Tensor, **_) -> torch.Tensor:
+    return torch.diff(torch.cat([values, f_input.unsqueeze(0)]), dim=0)
+
+
+class AdaptivePath(NamedTuple):
+    """An adaptive path: ``fn(grad_fn, x, alphas, **kwargs) -> (grads, deltas)``, its keyword arguments,
+    and ``step_df(values, f_input, f_baseline, **kwargs)``: Δf per returned step from f at the points
+    where ``fn`` called ``grad_fn`` (in call order), as IDGI needs."""
+
+    fn: Callable
+    kwargs: tuple[str, ...]
+    step_df: Callable
+
+
+ADAPTIVE_PATHS: dict[str, AdaptivePath] = {
+    "guidedig": AdaptivePath(guided_ig, ("baseline", "fraction", "max_dist"), _guided_step_df),
+    "samp": AdaptivePath(samp, ("baseline", "direction", "momentum", "fraction"), _samp_step_df),
+}
+
+
+def adaptive_path(path: str, kwargs: dict) -> AdaptivePath:
+    """The :data:`ADAPTIVE_PATHS` entry of ``path``, or ValueError for a closed-form path or a keyword it does not take."""
+    name = check_path_name(path)
+    if name not in ADAPTIVE_PATHS:
+        raise ValueError(f"path={name!r} is not adaptive; adaptive paths: {', '.join(ADAPTIVE_PATHS)}")
+    entry = ADAPTIVE_PATHS[name]
+    extra = set(kwargs) - set(entry.kwargs)
+    if extra:
+        raise ValueError(f"path={name!r} does not take {sorted(extra)}; accepted: {sorted(entry.kwargs)}")
+    return entry
+
+
+def segment_integrands(grads: torch.Tensor, deltas: torch.Tensor, n: int) -> torch.Tensor:
+    """grads ⊙ deltas summed per α interval (n, B, ...): an adaptive path's steps are one or more runs of
+    n steps in α order (SAMP 'both': insertion then deletion, deltas already halved)."""
+    prod = grads * deltas
+    return prod.view(prod.shape[0] // n, n, *prod.shape[1:]).sum(0)
