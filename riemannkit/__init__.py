@@ -1,17 +1,18 @@
-"""riemannkit: accurate path-integral attributions (IG, BlurIG, Guided IG) for fewer gradient calls."""
+"""riemannkit: accurate path-integral attributions (IG, BlurIG, Guided IG, SAMP, Manifold IG) for fewer gradient calls."""
 from .idgi import idgi_attribute
-from .integrate import RULES, Attribution, attribute, rule_nodes, schedule_weights
+from .integrate import RULES, Attribution, attribute, rule_nodes, schedule_nodes, schedule_weights
 from .metrics import completeness_error, completeness_error_pooled
 from .paths import PATH_NAMES
 from .schedule import (
-    density_schedule, estimate_gprime, faithful_bound, fit_schedule, linear_schedule, load_schedule, paper_bound,
-    save_schedule,
+    cubic_density_schedule, density_schedule, estimate_gderivatives, estimate_gprime, faithful_bound, fit_schedule,
+    linear_schedule, load_schedule, paper_bound, save_schedule,
 )
 
 __version__ = "0.1.0"
 __all__ = [
-    "RULES", "PATH_NAMES", "idgi_attribute", "Attribution", "attribute", "rule_nodes", "schedule_weights",
+    "RULES", "PATH_NAMES", "idgi_attribute", "Attribution", "attribute", "rule_nodes", "schedule_nodes", "schedule_weights",
     "completeness_error", "completeness_error_pooled", "estimate_gprime", "fit_schedule",
-    "linear_schedule", "paper_bound", "faithful_bound", "density_schedule", "save_schedule", "load_schedule",
+    "linear_schedule", "paper_bound", "faithful_bound", "density_schedule",
+    "cubic_density_schedule", "estimate_gderivatives", "save_schedule", "load_schedule",
     "__version__",
 ]
