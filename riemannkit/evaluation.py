@@ -110,7 +110,7 @@ def method_maps(
 def gradient_x_input(model: nn.Module, x: torch.Tensor, target=None, output: str = "prob", batch_size: int = 64) -> I.Attribution:
     """Gradient × input, ∇f(x) ⊙ x (a one-point rule of IG from a black baseline; f_baseline = f(0))."""
     x, target = I._prepare(model, x, target, batch_size)
-    g = torch.cat([I.gradients(model, xc, tc, output) for xc, tc in zip(x.split(batch_size), target.split(batch_size))])
+    g = I.batched_gradients(model, x, target, output, batch_size)
     with torch.no_grad():
         f_in = I.target_output(model, x, target, output)
         f_base = I.target_output(model, torch.zeros_like(x), target, output)
@@ -135,7 +135,7 @@ def smoothgrad(
     for _ in range(int(n)):
         eps = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
         pts = x + noise * span * eps
-        total += torch.cat([I.gradients(model, pc, tc, output) for pc, tc in zip(pts.split(batch_size), target.split(batch_size))])
+        total += I.batched_gradients(model, pts, target, output, batch_size)
     with torch.no_grad():
         f_in = I.target_output(model, x, target, output)
         f_base = I.target_output(model, torch.zeros_like(x), target, output)

@@ -337,12 +337,8 @@ def per_image_gprime(
     batch_size: int = 64, **path_kwargs,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Algorithm 1 on each image alone: ``(grid (k,), curves (B, k))``; their mean is Algorithm 1 on all B."""
-    x, target = I._prepare(model, x, target, batch_size)
-    curves = []
-    for i in tqdm(range(x.shape[0]), desc=f"|g'| per image ({path})", leave=False):
-        grid, gp = S.estimate_gprime(model, x[i : i + 1], path, k, target[i : i + 1], output, batch_size, **path_kwargs)
-        curves.append(gp)
-    return grid, np.stack(curves)
+    grid, curves, _ = S.per_image_derivatives(model, x, path, k, target, output, batch_size, **path_kwargs)
+    return grid, curves
 
 
 def schedule_distance(a, b) -> float:
@@ -512,7 +508,7 @@ def guided_polyline(
         raise ValueError(f"K must be a positive integer, got {K!r}")
     x, target = I._prepare(model, x, target, batch_size)
     grads, deltas = P.guided_ig(
-        lambda pts: torch.cat([I.gradients(model, p, t, output) for p, t in zip(pts.split(batch_size), target.split(batch_size))]),
+        lambda pts: I.batched_gradients(model, pts, target, output, batch_size),
         x, I.rule_nodes("left", int(K))[0], **gig_kwargs,
     )
     start = P.check_baseline(x, gig_kwargs.get("baseline")).unsqueeze(0)

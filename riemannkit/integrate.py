@@ -142,6 +142,11 @@ def gradients(model: nn.Module, points: torch.Tensor, target: torch.Tensor, outp
     return values_and_gradients(model, points, target, output)[1]
 
 
+def batched_gradients(model: nn.Module, points: torch.Tensor, target: torch.Tensor, output: str = "prob", batch_size: int = 64) -> torch.Tensor:
+    """:func:`gradients` of N points, ``batch_size`` points per forward/backward pass."""
+    return torch.cat([gradients(model, p, t, output) for p, t in zip(points.split(batch_size), target.split(batch_size))])
+
+
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Predicted class per image."""
     with torch.no_grad():

@@ -25,7 +25,6 @@ alphas × images.
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from typing import NamedTuple
 
@@ -99,53 +98,31 @@ def train_vae(
 
     The cache file name holds every hyper-parameter.  ``model.info`` holds them, the test-set negative
     ELBO per image and the training time."""
-    import json
-
     from . import data as D
-    from .models import resolve_device
+    from .models import cached_model, train_minibatches
 
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if limit is not None and (int(limit) != limit or limit < 1):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
     tag = f"d{int(latent_dim)}_w{int(width)}_e{int(epochs)}_n{limit or 'all'}_b{int(batch_size)}_lr{lr:g}_s{int(seed)}"
-    file = D.cache_dir() / f"fashion_vae_{tag}.pt"
-    meta_file = file.with_suffix(".json")
     torch.manual_seed(seed)
     net = ConvVAE(latent_dim, width)
-    if file.exists() and meta_file.exists() and not retrain:
-        net.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
-        info = json.loads(meta_file.read_text())
-    else:
+
+    def train(net: ConvVAE) -> dict:
         x, _ = D.load_fashion_mnist("train", limit=limit)
         gen = torch.Generator().manual_seed(seed)
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        t0 = time.time()
-        net.train()
-        for _ in range(int(epochs)):
-            order = torch.randperm(x.shape[0], generator=gen)
-            for i in range(0, x.shape[0], batch_size):
-                loss = vae_loss(net, x[order[i : i + batch_size]])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        net.eval()
+        seconds = train_minibatches(net, x.shape[0], lambda idx: vae_loss(net, x[idx]), int(epochs), int(batch_size), lr, gen)
         xt, _ = D.load_fashion_mnist("test", limit=2000)
         with torch.no_grad():
             test_loss = float(vae_loss(net, xt))
-        info = {
+        return {
             "latent_dim": int(latent_dim), "width": int(width), "epochs": int(epochs), "limit": limit,
             "batch_size": int(batch_size), "lr": lr, "seed": int(seed), "test_neg_elbo": round(test_loss, 2),
-            "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__,
+            "train_seconds": round(seconds, 1), "torch": torch.__version__,
         }
-        torch.save(net.state_dict(), file)
-        meta_file.write_text(json.dumps(info, indent=1))
-    info["file"] = str(file)
-    model = net.to(resolve_device(device)).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.info = info
-    return model
+
+    return cached_model(net, f"fashion_vae_{tag}", train, device, retrain)
 
 
 # ---------------------------------------------------------------- geodesics

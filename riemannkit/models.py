@@ -138,45 +138,70 @@ def fashion_classifier(
     """Eval-mode Fashion-MNIST CNN (logits), loaded from the cache or trained (Adam, batch 128) and cached.
 
     ``model.info`` holds the training settings, the test accuracy and the cache file."""
-    import json
-    import time
-
     from . import data as D
 
     if augment not in FASHION_AUGMENTS:
         raise ValueError(f"unknown augment={augment!r}; accepted values: {', '.join(FASHION_AUGMENTS)}")
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    torch.manual_seed(seed)
     net = fashion_cnn(activation)
-    file = D.cache_dir() / f"fashion_cnn_{activation}_{augment}_e{int(epochs)}_s{int(seed)}.pt"
+
+    def train(net: nn.Module) -> dict:
+        x, y = D.load_fashion_mnist("train")
+        gen = torch.Generator().manual_seed(seed)
+        seconds = train_minibatches(
+            net, x.shape[0],
+            lambda idx: nn.functional.cross_entropy(net(augment_batch(x[idx], augment, gen)), y[idx]),
+            int(epochs), 128, 1e-3, gen,
+        )
+        xt, yt = D.load_fashion_mnist("test")
+        with torch.no_grad():
+            acc = float(torch.cat([net(c).argmax(1) for c in xt.split(1000)]).eq(yt).float().mean())
+        return {
+            "augment": augment, "epochs": int(epochs), "seed": int(seed), "activation": activation,
+            "test_accuracy": acc, "train_seconds": round(seconds, 1), "torch": torch.__version__,
+        }
+
+    name = f"fashion_cnn_{activation}_{augment}_e{int(epochs)}_s{int(seed)}"
+    return cached_model(net, name, train, device, retrain)
+
+
+def train_minibatches(
+    net: nn.Module, n_items: int, batch_loss, epochs: int, batch_size: int, lr: float, gen: torch.Generator
+) -> float:
+    """Adam on ``batch_loss(indices)`` over shuffled mini-batches of ``n_items`` for ``epochs``; leaves ``net``
+    in eval mode and returns the seconds spent."""
+    import time
+
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    t0 = time.time()
+    net.train()
+    for _ in range(int(epochs)):
+        order = torch.randperm(n_items, generator=gen)
+        for i in range(0, n_items, batch_size):
+            loss = batch_loss(order[i : i + batch_size])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    return time.time() - t0
+
+
+def cached_model(net: nn.Module, name: str, train, device: str | torch.device = "auto", retrain: bool = False) -> nn.Module:
+    """``net`` with the weights cached as ``data.cache_dir()/name.pt`` (+ ``.json`` info), or trained by
+    ``train(net) -> info`` and cached; returned on ``device``, eval mode, frozen, with ``model.info``."""
+    import json
+
+    from . import data as D
+
+    file = D.cache_dir() / f"{name}.pt"
     meta_file = file.with_suffix(".json")
     if file.exists() and meta_file.exists() and not retrain:
         net.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
         info = json.loads(meta_file.read_text())
     else:
-        x, y = D.load_fashion_mnist("train")
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        net = fashion_cnn(activation)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        t0 = time.time()
-        net.train()
-        for _ in range(int(epochs)):
-            order = torch.randperm(x.shape[0], generator=gen)
-            for i in range(0, x.shape[0], 128):
-                idx = order[i : i + 128]
-                loss = nn.functional.cross_entropy(net(augment_batch(x[idx], augment, gen)), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        net.eval()
-        xt, yt = D.load_fashion_mnist("test")
-        with torch.no_grad():
-            acc = float(torch.cat([net(c).argmax(1) for c in xt.split(1000)]).eq(yt).float().mean())
-        info = {
-            "augment": augment, "epochs": int(epochs), "seed": int(seed), "activation": activation,
-            "test_accuracy": acc, "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__,
-        }
+        info = train(net)
         torch.save(net.state_dict(), file)
         meta_file.write_text(json.dumps(info, indent=1))
     info["file"] = str(file)

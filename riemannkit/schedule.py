@@ -36,40 +36,8 @@ def estimate_gprime(
     image and then over the m images.  Returns ``(alpha_grid, gprime)``, both of length k; use
     :func:`gprime_at` to interpolate linearly in between.
     """
-    if int(k) != k or k < 2:
-        raise ValueError(f"k must be an integer >= 2, got {k!r}")
-    path = P.check_path_name(path)
-    x, target = I._prepare(model, x, target, batch_size)
-    if x.shape[0] > batch_size:
-        # The mean over m images is the size-weighted mean of per-batch means.
-        # Per-image kwargs (a per-image baseline, the manifold path's knots) are sliced with the images.
-        parts = [
-            (len(x[sl]), estimate_gprime(model, x[sl], path, k, target[sl], output, batch_size, **kw))
-            for sl, kw in I.image_batches(x, batch_size, path_kwargs)
-        ]
-        grid = parts[0][1][0]
-        return grid, sum(m * gp for m, (_, gp) in parts) / x.shape[0]
-    alphas = torch.linspace(0, 1, int(k) + 1, dtype=torch.float64)
-    dalpha = 1.0 / k
-    total = torch.zeros(int(k), dtype=torch.float64, device=x.device)
-    if path in P.ADAPTIVE_PATHS:
-        # An adaptive path (Guided IG, SAMP) exists only at its own steps: g on segment j is
-        # grad_j ⊙ Δx_j / Δα (SAMP 'both': the mean of its two directions' segments).
-        entry = P.adaptive_path(path, path_kwargs)
-        grads, deltas = entry.fn(lambda pts: I.gradients(model, pts, target, output), x, alphas[:-1], **path_kwargs)
-        g = P.segment_integrands(grads, deltas, int(k)) / dalpha
-        diff = (g[1:] - g[:-1]).abs() / dalpha  # (k-1, B, ...)
-        total[: k - 1] = diff.flatten(2).mean(2).mean(1).double()
-        total[k - 1] = total[k - 2]
-        return alphas[:-1].numpy(), total.cpu().numpy()
-    prev = None
-    for sl, g in I.integrand_chunks(model, x, alphas, target, path, output, batch_size, **path_kwargs):
-        seq = g if prev is None else torch.cat([prev, g])
-        start = sl.start - (0 if prev is None else 1)
-        d = (seq[1:] - seq[:-1]).abs().flatten(2).mean(2).mean(1).double() / dalpha
-        total[start : start + len(d)] = d
-        prev = g[-1:]
-    return alphas[:-1].numpy(), total.cpu().numpy()
+    grid, gprime, _ = per_image_derivatives(model, x, path, k, target, output, batch_size, **path_kwargs)
+    return grid, gprime.mean(0)
 
 
 def gprime_at(alpha, grid: np.ndarray, gprime: np.ndarray) -> np.ndarray:
@@ -385,27 +353,47 @@ def estimate_gderivatives(
     difference exists, it repeats j = 1.  Use :func:`gprime_at` to interpolate either curve.  Adaptive
     paths (Guided IG, SAMP) use their segment integrands, as :func:`estimate_gprime` does.
     """
+    grid, gprime, gsecond = per_image_derivatives(model, x, path, k, target, output, batch_size, **path_kwargs)
+    return grid, gprime.mean(0), gsecond.mean(0)
+
+
+def per_image_derivatives(
+    model: nn.Module,
+    x: torch.Tensor,
+    path: str = "ig",
+    k: int = 128,
+    target=None,
+    output: str = "prob",
+    batch_size: int = 64,
+    **path_kwargs,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Algorithm 1 per image: ``(grid (k,), gprime (B, k), gsecond (B, k))``, |g'| and |g''| averaged over each
+    image's features only; their means over the images are :func:`estimate_gderivatives`.
+
+    One set of k + 1 integrand evaluations per image, images × alphas batched ``batch_size`` at a time."""
     if int(k) != k or k < 2:
         raise ValueError(f"k must be an integer >= 2, got {k!r}")
     k = int(k)
     path = P.check_path_name(path)
     x, target = I._prepare(model, x, target, batch_size)
     if x.shape[0] > batch_size:
+        # Per-image kwargs (a per-image baseline, the manifold path's knots) are sliced with the images.
         parts = [
-            (len(x[sl]), estimate_gderivatives(model, x[sl], path, k, target[sl], output, batch_size, **kw))
+            per_image_derivatives(model, x[sl], path, k, target[sl], output, batch_size, **kw)
             for sl, kw in I.image_batches(x, batch_size, path_kwargs)
         ]
-        grid = parts[0][1][0]
-        return (grid, sum(m * r[1] for m, r in parts) / x.shape[0], sum(m * r[2] for m, r in parts) / x.shape[0])
+        return parts[0][0], np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
     alphas = torch.linspace(0, 1, k + 1, dtype=torch.float64)
     dalpha = 1.0 / k
-    d1 = torch.zeros(k, dtype=torch.float64, device=x.device)
-    d2 = torch.zeros(k, dtype=torch.float64, device=x.device)
+    d1 = torch.zeros(k, x.shape[0], dtype=torch.float64, device=x.device)
+    d2 = torch.zeros(k, x.shape[0], dtype=torch.float64, device=x.device)
 
     def reduce(t: torch.Tensor) -> torch.Tensor:
-        return t.abs().flatten(2).mean(2).mean(1).double()
+        return t.abs().flatten(2).mean(2).double()  # (rows, B): the mean over each image's features
 
     if path in P.ADAPTIVE_PATHS:
+        # An adaptive path (Guided IG, SAMP) exists only at its own steps: g on segment j is
+        # grad_j ⊙ Δx_j / Δα (SAMP 'both': the mean of its two directions' segments).
         entry = P.adaptive_path(path, path_kwargs)
         grads, deltas = entry.fn(lambda pts: I.gradients(model, pts, target, output), x, alphas[:-1], **path_kwargs)
         g = P.segment_integrands(grads, deltas, k) / dalpha  # (k, B, ...): g on each of the k segments
@@ -415,7 +403,7 @@ def estimate_gderivatives(
             d2[1 : k - 1] = reduce(g[2:] - 2 * g[1:-1] + g[:-2]) / dalpha**2
             d2[k - 1] = d2[k - 2]
         d2[0] = d2[1]
-        return alphas[:-1].numpy(), d1.cpu().numpy(), d2.cpu().numpy()
+        return alphas[:-1].numpy(), d1.T.cpu().numpy(), d2.T.cpu().numpy()
     tail = None  # the last (up to) two integrand rows of the previous chunk
     for sl, g in I.integrand_chunks(model, x, alphas, target, path, output, batch_size, **path_kwargs):
         seq = g if tail is None else torch.cat([tail, g])
@@ -428,7 +416,7 @@ def estimate_gderivatives(
             d2[start + 1 : start + 1 + len(c)] = c[: max(0, k - start - 1)]
         tail = seq[-2:]
     d2[0] = d2[1]
-    return alphas[:-1].numpy(), d1.cpu().numpy(), d2.cpu().numpy()
+    return alphas[:-1].numpy(), d1.T.cpu().numpy(), d2.T.cpu().numpy()
 
 
 def estimate_gsecond(
