@@ -519,17 +519,14 @@ def polyline_attribute(
     model: nn.Module, x: torch.Tensor, knots: torch.Tensor, rule: str = "left", n: int = 16, alphas=None,
     target=None, output: str = "prob", batch_size: int = 64,
 ) -> I.Attribution:
-    """∫ ∇f(γ) ⊙ γ' along the polyline through ``knots`` (K+1, B, …) at α = j/K, by a rule or a left-rule schedule."""
+    """∫ ∇f(γ) ⊙ γ' along the polyline through ``knots`` (K+1, B, …) at α = j/K, by a rule (on a schedule's partition
+    when ``alphas`` is given, as :func:`riemannkit.attribute`)."""
     x, target = I._prepare(model, x, target, batch_size)
     knots = knots.to(x)
     if knots.ndim != x.ndim + 1 or knots.shape[1:] != x.shape or knots.shape[0] < 2:
         raise ValueError(f"knots must be (K+1, *x.shape) with K >= 1, got {tuple(knots.shape)} for x {tuple(x.shape)}")
     K = knots.shape[0] - 1
-    if alphas is not None:
-        nodes = I.check_alphas(alphas)
-        weights = I.schedule_weights(nodes)
-    else:
-        nodes, weights = I.rule_nodes(rule, n)
+    nodes, weights = I.quadrature(rule, n, alphas)
     # A node on a knot belongs to the segment after it (the left rule's convention); α = 1 to the last one.
     seg = torch.clamp((nodes * K).floor().long(), max=K - 1)
     t = (nodes * K - seg).to(x)

@@ -114,6 +114,13 @@ def schedule_nodes(rule: str, alphas) -> tuple[torch.Tensor, torch.Tensor]:
     return ends, w
 
 
+def quadrature(rule: str, n: int, alphas=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes and weights of ``rule``: on a schedule's partition when ``alphas`` is given (``n`` unused),
+    else the rule's own ``n`` nodes on [0, 1]."""
+    # A schedule is a partition of [0, 1]; ``rule`` picks the nodes in it (left by default).
+    return schedule_nodes(rule, alphas) if alphas is not None else rule_nodes(rule, n)
+
+
 def target_output(model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
     """f(x) per image: softmax probability (or logit) of class ``target``."""
     logits = model(x)
@@ -260,11 +267,7 @@ def attribute(
         raise ValueError(
             f"path={path!r} is adaptive and takes only rule='left' (with n or a schedule alphas), got rule={rule!r}"
         )
-    if alphas is not None:
-        # A schedule is a partition of [0, 1]; ``rule`` picks the nodes in it (left by default).
-        nodes, weights = schedule_nodes(rule, alphas)
-    else:
-        nodes, weights = rule_nodes(rule, n)
+    nodes, weights = quadrature(rule, n, alphas)
     n_grad = len(nodes)
     if path in P.ADAPTIVE_PATHS:
         entry = P.adaptive_path(path, path_kwargs)

@@ -96,6 +96,16 @@ def test_polyline_attribute_linear_model_and_straight_knots():
         ig = I.attribute(model, x, "ig", rule=rule, n=n, target=t, output="logit")
         assert torch.allclose(r.attr, ig.attr, atol=1e-5)
         assert r.n_gradients == n
+    # A schedule's partition with a rule, as attribute: the rule is not ignored.
+    from conftest import QuadraticModel
+
+    quad = QuadraticModel().eval()
+    sched = [0.0, 0.2, 0.45, 0.8]
+    z = torch.zeros(2, dtype=torch.long)
+    for rule in ("left", "midpoint", "trapezoid"):
+        r = E.polyline_attribute(quad, x, knots, rule=rule, alphas=sched, target=z, output="logit")
+        ig = I.attribute(quad, x, "ig", rule=rule, alphas=sched, target=z, output="logit")
+        assert torch.allclose(r.attr, ig.attr, atol=1e-5) and r.n_gradients == ig.n_gradients
     # A bent polyline on a linear model: completeness is exact for any rule (the integrand is piecewise constant
     # and each segment's gradient is w), with a schedule too.
     bent = knots.clone()
