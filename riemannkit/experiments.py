@@ -525,24 +525,10 @@ def polyline_attribute(
     knots = knots.to(x)
     if knots.ndim != x.ndim + 1 or knots.shape[1:] != x.shape or knots.shape[0] < 2:
         raise ValueError(f"knots must be (K+1, *x.shape) with K >= 1, got {tuple(knots.shape)} for x {tuple(x.shape)}")
-    K = knots.shape[0] - 1
-    nodes, weights = I.quadrature(rule, n, alphas)
-    # A node on a knot belongs to the segment after it (the left rule's convention); α = 1 to the last one.
-    seg = torch.clamp((nodes * K).floor().long(), max=K - 1)
-    t = (nodes * K - seg).to(x)
-    b = x.shape[0]
-    attr = torch.zeros_like(x)
-    per = max(1, batch_size // b)
-    w = weights.to(x)
-    for s in range(0, len(nodes), per):
-        sl = slice(s, s + per)
-        j, tt = seg[sl].to(x.device), t[sl].view(-1, *([1] * x.ndim))
-        pts = knots[j] + tt * (knots[j + 1] - knots[j])
-        vel = (knots[j + 1] - knots[j]) * K
-        a = pts.shape[0]
-        g = I.gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output).view(a, b, *x.shape[1:])
-        attr += torch.tensordot(w[sl], g * vel, dims=1)
-    with torch.no_grad():
-        f_in = I.target_output(model, x, target, output)
-        f_base = I.target_output(model, knots[0], target, output)
-    return I.Attribution(attr, f_in, f_base, target, len(nodes))
+    # A polyline through image-space knots is the manifold path with the identity as decoder and no
+    # endpoint residual: its points and velocity, chunking and rules are riemannkit.attribute's.
+    flat = knots.movedim(0, 1).reshape(x.shape[0], knots.shape[0], -1)
+    return I.attribute(
+        model, x, "manifold", rule, n, alphas, target, output, batch_size,
+        decoder=lambda z: z.view(-1, *x.shape[1:]), knots=flat, residual=False,
+    )

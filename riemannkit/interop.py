@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 
-
 from . import integrate as I
 
 CAPTUM_VERSION = "0.9.0"  # the version whose private IntegratedGradients._attribute this module calls
@@ -28,8 +27,7 @@ def captum_step_sizes_and_alphas(alphas) -> tuple[list[float], list[float]]:
     α_{i+1} − α_i with α_n = 1, so they sum to 1.  Both are plain Python float lists, as Captum's own
     ``approximation_parameters`` builders return them.
     """
-    a = I.check_alphas(alphas)
-    w = I.schedule_weights(a)
+    a, w = I.schedule_nodes("left", alphas)
     return w.tolist(), a.tolist()
 
 
