@@ -37,7 +37,7 @@ from riemannkit.data import load_images  # noqa: E402
 from riemannkit.idgi import idgi_attribute  # noqa: E402
 from riemannkit.models import _IMAGENET_MEAN, _IMAGENET_STD, LITE_MODELS, Normalized, load_model, resolve_device  # noqa: E402
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LAYOUTS = ("contiguous", "channels_last", "compile")
 LIMIT_MODES = ("eager", "channels_last", "compile")
 RANDOM_SIZES = {"inception_v3": 299}  # other torchvision classifiers: 224
@@ -232,12 +232,17 @@ def main() -> None:
                 limits[bs, dtype] = measure_limit(model, xb, tb, device, dtype, args.limit_modes, args.repeats, args.warmup, args.output)
                 all_limits.append({"model": model_name, "batch_size": bs, "dtype": dtype, **limits[bs, dtype]})
                 for layout in args.layouts:
+                    # riemannkit runs its own knobs (amp_dtype, channels_last, compile) on a copy, so that the
+                    # in-place channels_last conversion cannot leak into the other layouts; Captum has no
+                    # such knobs and gets the equivalent wrapped model.
+                    knobs = {"amp_dtype": None if dtype == "fp32" else dtype,
+                             "channels_last": layout == "channels_last", "compile": layout == "compile"}
+                    m = model if layout == "contiguous" else copy.deepcopy(model)
                     try:
-                        m = variant(model, device, dtype, layout)
+                        ig = captum_ig(variant(model, device, dtype, layout), args.output) if has_captum else None
                     except Exception as err:
                         failures.append({"model": model_name, "dtype": dtype, "layout": layout, "error": error_text(err)})
-                        continue
-                    ig = captum_ig(m, args.output) if has_captum else None
+                        ig = None
                     for path, use_idgi in methods:
                         for n in args.steps:
                             method = path + ("+idgi" if use_idgi else "")
@@ -245,7 +250,7 @@ def main() -> None:
                             fn = idgi_attribute if use_idgi else I.attribute
                             kw = {} if use_idgi else {"rule": "left"}
                             try:
-                                times, r = timed(lambda: fn(m, x, path, n=n, target=target, output=args.output, batch_size=bs, **kw),
+                                times, r = timed(lambda: fn(m, x, path, n=n, target=target, output=args.output, batch_size=bs, **knobs, **kw),
                                                  device, args.repeats, args.warmup)
                             except Exception as err:
                                 failures.append({"model": model_name, "method": method, "n": n, "batch_size": bs, "dtype": dtype,
@@ -299,8 +304,10 @@ def main() -> None:
         "notes": (
             "rk = riemannkit images/s (median of repeats, warm-up excluded) incl. its f(x) and f(x') forwards; "
             "limit = best forward+backward-to-input points/s of the bare model on a batch of batch_size points "
-            "(eager | channels_last | compile); rk/(limit/n) <= ~1. bf16 = torch.autocast around the model with "
-            "float32 logits out. Completeness errors of --random-weights models are not meaningful."
+            "(eager | channels_last | compile); rk/(limit/n) <= ~1. riemannkit runs with its engine knobs "
+            "(amp_dtype = bf16/fp16 autocast around the model only; channels_last; compile = torch.compile, padded "
+            "last pass); Captum and the limit run on the equivalent wrapped model (torch.autocast, float32 logits "
+            "out). Completeness errors of --random-weights models are not meaningful."
         ),
         "limits": all_limits,
         "rows": rows,

@@ -61,6 +61,81 @@ def save_json(file: str | Path, record: dict) -> Path:
     return p
 
 
+# The benchmark chapters' profiles.  'quick' (the default) is each chapter's own parameters cell, sized for a
+# 2-core CPU; 'full' is the issue's full reproduction, meant for a GPU: all nine offline photos, 16–128 steps
+# (8–128 for the sweeps), k = 128, m = 3 calibration photos (disjoint from the 6 evaluated ones) and
+# 256 points per pass (a GPU size, not yet measured on one: if it runs out of memory, the error names a smaller
+# batch_size).  benchmarks/full_profile.py runs each chapter once per model.
+PROFILES = ("quick", "full")
+FULL_PROFILE = {
+    "riemannopt": {"n_eval": 6, "n_calib": 3, "k": 128, "steps": [16, 32, 64, 128], "batch_size": 256},
+    "idgi": {"n_images": 6, "n_calib": 3, "k": 128, "steps": 128, "batch_size": 256},
+    "idgi_models": {"n_images": 9, "steps": 128, "batch_size": 256},  # its default models: all three
+    "sweeps": {"n_images": 6, "n_calib": 3, "k": 128, "steps": [8, 16, 32, 64, 128], "batch_size": 256,
+               "metrics": ["insertion_prob", "insertion_ratio", "deletion", "completeness", "sic_msssim", "aic_msssim"]},
+    "stability": {"n_images": 9, "steps": 128, "batch_size": 256},
+}
+
+
+def apply_profile(chapter: str, profile: str, namespace: dict) -> dict:
+    """Set ``profile``'s parameters of ``chapter`` in ``namespace`` (a notebook's globals()); returns them.
+
+    'quick' changes nothing; 'full' replaces the parameters listed in FULL_PROFILE[chapter], so a value
+    given for one of them with papermill is overridden (use profile='quick' to set them one by one)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile={profile!r}; accepted values: {', '.join(PROFILES)}")
+    if chapter not in FULL_PROFILE:
+        raise ValueError(f"chapter={chapter!r} has no profiles; accepted values: {', '.join(FULL_PROFILE)}")
+    settings = dict(FULL_PROFILE[chapter]) if profile == "full" else {}
+    namespace.update(settings)
+    return settings
+
+
+def stored_full_runs(chapter: str, folder: str | Path = "../results") -> list[dict]:
+    """The committed full-profile records of ``chapter`` (``<chapter>_full_*.json`` in ``folder``), by name."""
+    return [json.loads(f.read_text()) | {"file": f.name} for f in sorted(Path(folder).glob(f"{chapter}_full_*.json"))]
+
+
+_SHOWN: list[str] = []
+
+
+def show(markdown) -> None:
+    """Display Markdown (text or an IPython Markdown object) and keep it for the chapter's results JSON (:func:`shown_tables`)."""
+    from IPython.display import Markdown, display
+
+    text = getattr(markdown, "data", markdown)
+    _SHOWN.append(text)
+    display(Markdown(text))
+
+
+def shown_tables() -> list[str]:
+    """The Markdown tables :func:`show` displayed since the kernel started (clear() it to start over)."""
+    return _SHOWN
+
+
+def render_full_runs(chapter: str, folder: str | Path = "../results") -> int:
+    """Display the committed full-profile runs of ``chapter``: provenance, then the tables they showed; returns their number."""
+    from IPython.display import Markdown, display
+
+    runs = stored_full_runs(chapter, folder)
+    for rec in runs:
+        pv = rec.get("provenance", {})
+        display(Markdown(
+            f"**Full-profile run `{rec['file']}`**: {pv.get('device')}, torch {pv.get('torch')}, CUDA {pv.get('cuda')}, "
+            f"commit {pv.get('git_commit')}, {pv.get('date')}, wall time {rec.get('wall_s', '?')} s; "
+            f"command: `{pv.get('command')}`."
+        ))
+        for table in rec.get("tables_markdown", []):
+            display(Markdown(table))
+    if not runs:
+        display(Markdown(
+            f"*No full-profile run of this chapter is committed yet (`results/{chapter}_full_*.json`): the full "
+            "profile is GPU work and no GPU was available to the machines that built this book. "
+            "`python benchmarks/full_profile.py` makes and stores it.*"
+        ))
+    return len(runs)
+
+
 def fit_schedules(
     model: nn.Module, x_calib: torch.Tensor, paths: list[str], steps: list[int], k: int,
     batch_size: int = 64, path_kwargs: dict | None = None,

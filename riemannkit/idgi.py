@@ -86,7 +86,10 @@ def path_and_idgi(
     alphas=None,
     target=None,
     output: str = "prob",
-    batch_size: int = 64,
+    batch_size: int | str = 64,
+    amp_dtype=None,
+    channels_last: bool = False,
+    compile: bool | str = False,
     **path_kwargs,
 ) -> tuple[I.Attribution, I.Attribution]:
     """(plain left-rule, IDGI) attributions of one path from the same n gradient evaluations per image.
@@ -95,7 +98,9 @@ def path_and_idgi(
     same ``n`` or schedule ``alphas``, at half their joint cost.
     """
     nodes = I.check_alphas(alphas) if alphas is not None else I.rule_nodes("left", n)[0]
-    return path_and_idgi_schedules(model, x, path, [nodes], target, output, batch_size, **path_kwargs)[0]
+    return path_and_idgi_schedules(
+        model, x, path, [nodes], target, output, batch_size, amp_dtype, channels_last, compile, **path_kwargs
+    )[0]
 
 
 def path_and_idgi_schedules(
@@ -105,7 +110,10 @@ def path_and_idgi_schedules(
     schedules: Sequence,
     target=None,
     output: str = "prob",
-    batch_size: int = 64,
+    batch_size: int | str = 64,
+    amp_dtype=None,
+    channels_last: bool = False,
+    compile: bool | str = False,
     **path_kwargs,
 ) -> list[tuple[I.Attribution, I.Attribution]]:
     """(plain, IDGI) attributions for each left-rule schedule (α_0 = 0, increasing, < 1; α_n = 1 implied).
@@ -114,7 +122,8 @@ def path_and_idgi_schedules(
     computed once: the linear schedules i/8, i/16, i/32 … are nested, so a sweep over n costs only its
     largest n, and every n still integrates over the whole of [0, 1] with its own points.  The adaptive
     paths (Guided IG, SAMP: the path depends on the schedule) compute each schedule on its own.  Path points
-    (images × alphas) are evaluated ``batch_size`` at a time.
+    (images × alphas) are evaluated ``batch_size`` at a time, whole rows of alphas per pass (a pass holds
+    max(1, batch_size // B) alphas); the engine knobs are those of :func:`riemannkit.attribute`.
     """
     path = P.check_path_name(path)
     if output not in I.OUTPUTS:
@@ -122,9 +131,14 @@ def path_and_idgi_schedules(
     if isinstance(schedules, (str, torch.Tensor, np.ndarray)) or len(schedules) == 0:
         raise ValueError("schedules must be a non-empty list of schedules (each a sorted 1-D sequence of alphas)")
     nodes = [I.check_alphas(a) for a in schedules]
+    I.amp_dtype_of(amp_dtype)
     x, target = I._prepare(model, x, target, batch_size)
+    net = I.engine_model(model, channels_last, compile)
+    engine = dict(amp_dtype=amp_dtype, channels_last=channels_last)
+    total = max(len(a) for a in nodes) * x.shape[0]
+    batch_size = I.resolve_batch_size(batch_size, net, x, target, output, total, **engine)
     if x.shape[0] > batch_size:
-        parts = [path_and_idgi_schedules(model, x[sl], path, nodes, target[sl], output, batch_size, **kw)
+        parts = [path_and_idgi_schedules(model, x[sl], path, nodes, target[sl], output, batch_size, amp_dtype, channels_last, compile, **kw)
                  for sl, kw in I.image_batches(x, batch_size, path_kwargs)]
         return [tuple(I.cat_attributions([p[k][j] for p in parts]) for j in (0, 1)) for k in range(len(nodes))]
     b = x.shape[0]
@@ -139,7 +153,7 @@ def path_and_idgi_schedules(
             values: list[torch.Tensor] = []
 
             def grad_fn(pts: torch.Tensor) -> torch.Tensor:
-                fg = [I.values_and_gradients(model, p, t, output) for p, t in zip(pts.split(batch_size), target.split(batch_size))]
+                fg = [I.values_and_gradients(net, p, t, output, **engine) for p, t in zip(pts.split(batch_size), target.split(batch_size))]
                 values.append(torch.cat([f for f, _ in fg]))
                 return torch.cat([g for _, g in fg])
 
@@ -163,16 +177,18 @@ def path_and_idgi_schedules(
         lost = [torch.zeros(b, dtype=torch.float64, device=x.device) for _ in nodes]
         pending: list = [None] * len(nodes)
         f_baseline = None
+        ok = torch.ones((), dtype=torch.bool, device=x.device)
         for s in range(0, len(union), per):
             pts, vel = fn(x, a_dev[s : s + per])
             a = pts.shape[0]
-            f, g = I.values_and_gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output)
+            f, g = I.values_and_gradients(net, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output, check=False, **engine)
+            ok &= torch.isfinite(g).all()  # checked once after the loop: no host sync per pass
             f, g = f.view(a, b), g.view(a, b, *x.shape[1:])
             integrand = g * vel
             if f_baseline is None:
                 f_baseline = f[0]  # every schedule starts at α = 0
             for k, pos in enumerate(positions):
-                sel = pos[s : s + a] >= 0
+                sel = pos[s : s + a] >= 0  # a CPU tensor: testing it costs no device sync
                 if not bool(sel.any()):
                     continue
                 idx = pos[s : s + a][sel]
@@ -183,6 +199,7 @@ def path_and_idgi_schedules(
                     d, l = idgi_combine(pending[k][1], torch.cat([pending[k][0], fk[:1]]))
                     idgi[k], lost[k] = idgi[k] + d, lost[k] + l
                 pending[k] = (fk, gk)
+        I.check_finite(ok)
         for k in range(len(nodes)):
             d, l = idgi_combine(pending[k][1], torch.cat([pending[k][0], f_input.unsqueeze(0)]))
             results.append((plain[k], idgi[k] + d, lost[k] + l, f_baseline, len(nodes[k])))
@@ -204,7 +221,10 @@ def idgi_attribute(
     alphas=None,
     target=None,
     output: str = "prob",
-    batch_size: int = 64,
+    batch_size: int | str = 64,
+    amp_dtype=None,
+    channels_last: bool = False,
+    compile: bool | str = False,
     **path_kwargs,
 ) -> I.Attribution:
     """IDGI attribution of ``x`` (B, C, H, W in [0, 1]) along path 'ig', 'blurig', 'guidedig' or 'samp'.
@@ -225,4 +245,4 @@ def idgi_attribute(
     ``fraction`` and ``max_dist`` (guidedig), ``direction`` and ``momentum`` (samp).  f_baseline is f at
     the baseline (the path's first point).
     """
-    return path_and_idgi(model, x, path, n, alphas, target, output, batch_size, **path_kwargs)[1]
+    return path_and_idgi(model, x, path, n, alphas, target, output, batch_size, amp_dtype, channels_last, compile, **path_kwargs)[1]

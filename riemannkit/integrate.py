@@ -8,6 +8,8 @@ into one forward/backward per chunk.
 """
 from __future__ import annotations
 
+import contextlib
+import weakref
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -123,7 +125,13 @@ def quadrature(rule: str, n: int, alphas=None) -> tuple[torch.Tensor, torch.Tens
 
 def target_output(model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
     """f(x) per image: softmax probability (or logit) of class ``target``."""
-    logits = model(x)
+    return select_output(model(x), target, output)
+
+
+def select_output(logits: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
+    """f per row of ``logits`` (N, classes): the probability (or logit) of class ``target`` (N,), in float32 or wider."""
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()  # mixed precision: the softmax and the sum run in float32
     if output == "prob":
         logits = logits.softmax(-1)
     elif output != "logit":
@@ -131,22 +139,137 @@ def target_output(model: nn.Module, x: torch.Tensor, target: torch.Tensor, outpu
     return logits.gather(1, target.view(-1, 1)).squeeze(1)
 
 
+# ---------------------------------------------------------------------------------------------------
+# Engine knobs: mixed precision, channels_last, torch.compile, chunk size.  fp32 eager is the default.
+AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+
+
+def amp_dtype_of(amp_dtype) -> torch.dtype | None:
+    """The autocast dtype of ``amp_dtype`` (None/'fp32' = full precision, 'bf16', 'fp16' or a torch dtype)."""
+    if amp_dtype is None or amp_dtype in ("fp32", "float32", torch.float32):
+        return None
+    if isinstance(amp_dtype, torch.dtype) and amp_dtype in (torch.bfloat16, torch.float16):
+        return amp_dtype
+    if isinstance(amp_dtype, str) and amp_dtype.lower() in AMP_DTYPES:
+        return AMP_DTYPES[amp_dtype.lower()]
+    raise ValueError(
+        f"unknown amp_dtype={amp_dtype!r}; accepted values: None or 'fp32' (default), 'bf16', 'fp16', torch.bfloat16, torch.float16"
+    )
+
+
+_COMPILED: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def engine_model(model: nn.Module, channels_last: bool = False, compile: bool | str = False) -> nn.Module:
+    """The model the engine calls: ``channels_last`` converts its parameters' memory format in place (values
+    unchanged); ``compile`` (True = inductor, or a torch.compile backend name) returns a compiled wrapper,
+    cached per model and backend so repeated calls do not recompile."""
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"channels_last must be True or False, got {channels_last!r}")
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if compile is False or compile is None:
+        return model
+    if compile is True:
+        backend = "inductor"
+    elif isinstance(compile, str) and compile in torch._dynamo.list_backends(exclude_tags=()):
+        backend = compile
+    else:
+        raise ValueError(
+            f"compile must be False, True (inductor) or a torch.compile backend name "
+            f"({', '.join(torch._dynamo.list_backends(exclude_tags=()))}), got {compile!r}"
+        )
+    cache = _COMPILED.setdefault(model, {})
+    if backend not in cache:
+        # dynamic=False: the engine feeds fixed full chunks (the last one padded), so one graph serves all.
+        cache[backend] = torch.compile(model, backend=backend, dynamic=False)
+    return cache[backend]
+
+
+def _oom_advice(err: BaseException, n_points: int, device: torch.device) -> torch.OutOfMemoryError:
+    return torch.OutOfMemoryError(
+        f"out of memory in one forward/backward pass of {n_points} points on {device}: pass a smaller "
+        f"batch_size (points, i.e. images x alphas, per pass), e.g. batch_size={max(1, n_points // 2)}, or "
+        f"batch_size='auto' to size it from the free memory; amp_dtype='bf16' also halves activations. ({err})"
+    )
+
+
 def values_and_gradients(
-    model: nn.Module, points: torch.Tensor, target: torch.Tensor, output: str = "prob"
+    model: nn.Module,
+    points: torch.Tensor,
+    target: torch.Tensor,
+    output: str = "prob",
+    amp_dtype=None,
+    channels_last: bool = False,
+    check: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """f (N,) and ∇f (N, C, H, W) at each point for its class ``target`` (N,) from one forward pass."""
+    """f (N,) and ∇f (N, C, H, W) at each point for its class ``target`` (N,) from one forward pass.
+
+    ``amp_dtype`` runs the model under torch.autocast (the input and ∇f stay in the points' dtype);
+    ``channels_last`` feeds the points in that memory format.  ``check=False`` skips the finiteness
+    check (a host sync) so a caller can check once after its loop (:func:`check_finite`)."""
+    amp = amp_dtype_of(amp_dtype)
     with torch.enable_grad():
-        pts = points.detach().requires_grad_(True)
-        f = target_output(model, pts, target, output)
-        (g,) = torch.autograd.grad(f.sum(), pts)
-    if not torch.isfinite(g).all():
-        raise FloatingPointError("gradient of the model output is not finite (NaN or Inf) at some path point")
+        pts = points.detach()
+        if channels_last:
+            pts = pts.contiguous(memory_format=torch.channels_last)
+        pts.requires_grad_(True)
+        try:
+            with torch.autocast(pts.device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
+                logits = model(pts)
+            f = select_output(logits, target, output)
+            (g,) = torch.autograd.grad(f.sum(), pts)
+        except torch.OutOfMemoryError as err:
+            raise _oom_advice(err, pts.shape[0], pts.device) from err
+    if check:
+        check_finite(torch.isfinite(g).all())
     return f.detach(), g
 
 
-def gradients(model: nn.Module, points: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
+def check_finite(ok: torch.Tensor) -> None:
+    """Raise on a non-finite gradient; ``ok`` is a boolean tensor accumulated on the device (one sync here)."""
+    if not bool(ok):
+        raise FloatingPointError("gradient of the model output is not finite (NaN or Inf) at some path point")
+
+
+def gradients(model: nn.Module, points: torch.Tensor, target: torch.Tensor, output: str = "prob", **engine) -> torch.Tensor:
     """∇f at each point (N, C, H, W) for its class ``target`` (N,); raises on non-finite values."""
-    return values_and_gradients(model, points, target, output)[1]
+    return values_and_gradients(model, points, target, output, **engine)[1]
+
+
+AUTO_CPU_BATCH = 64  # a CPU has no memory probe; 64 points keep a pass's activations to a few GB at 224²
+AUTO_MAX_BATCH = 1024  # GPU cap, so one pass never claims all the free memory of a large card
+
+
+def fit_batch_size(free_bytes: float, bytes_per_point: float, cap: int, fraction: float = 0.6) -> int:
+    """Points per pass that fit in ``fraction`` of ``free_bytes`` at ``bytes_per_point``, in [1, cap]."""
+    if bytes_per_point <= 0:
+        return int(cap)
+    return int(max(1, min(cap, fraction * free_bytes // bytes_per_point)))
+
+
+def auto_batch_size(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str = "prob", amp_dtype=None, channels_last: bool = False, total: int | None = None
+) -> int:
+    """A chunk size (points per forward/backward) for ``model`` on images like ``x``: on CUDA, measured
+    memory per point (two probe passes of 2 and 6 points, their peak difference) against the free memory;
+    on a CPU, AUTO_CPU_BATCH.  Never more than ``total`` points when given."""
+    cap = AUTO_MAX_BATCH if total is None else max(1, min(AUTO_MAX_BATCH, int(total)))
+    if x.device.type != "cuda":
+        return min(AUTO_CPU_BATCH, cap)
+    peaks = []
+    for p in (2, 6):
+        pts = x[:1].expand(p, *x.shape[1:]).contiguous()
+        torch.cuda.synchronize(x.device)
+        torch.cuda.reset_peak_memory_stats(x.device)
+        base = torch.cuda.memory_allocated(x.device)
+        values_and_gradients(model, pts, target[:1].expand(p), output, amp_dtype, channels_last)
+        torch.cuda.synchronize(x.device)
+        peaks.append(torch.cuda.max_memory_allocated(x.device) - base)
+    per_point = (peaks[1] - peaks[0]) / 4
+    free, _ = torch.cuda.mem_get_info(x.device)
+    free += torch.cuda.memory_reserved(x.device) - torch.cuda.memory_allocated(x.device)  # cached by the allocator
+    return fit_batch_size(free, per_point, cap)
 
 
 def batched_gradients(model: nn.Module, points: torch.Tensor, target: torch.Tensor, output: str = "prob", batch_size: int = 64) -> torch.Tensor:
@@ -193,24 +316,39 @@ def cat_attributions(parts: list[Attribution]) -> Attribution:
     return Attribution(*(torch.cat([getattr(p, f) for p in parts]) for f in Attribution._fields[:4]), parts[0].n_gradients)
 
 
-def _prepare(model: nn.Module, x: torch.Tensor, target, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def check_batch_size(batch_size) -> None:
+    """Reject a batch_size that is neither a positive integer nor 'auto'."""
+    if batch_size == "auto":
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer (points per forward/backward) or 'auto', got {batch_size!r}")
+
+
+def _prepare(model: nn.Module, x: torch.Tensor, target, batch_size) -> tuple[torch.Tensor, torch.Tensor]:
     if x.ndim != 4:
         raise ValueError(f"x must be a (B, C, H, W) batch of images, got shape {tuple(x.shape)}")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_batch_size(batch_size)
     # Inputs follow the model's device and floating dtype (float32 for the shipped models).
     ref = next(iter([*model.parameters(), *model.buffers()]), None)
     device = ref.device if ref is not None else torch.device("cpu")
     dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
     x = x.to(device=device, dtype=dtype)
     if target is None:
-        target = predict(model, x, batch_size)
+        target = predict(model, x, AUTO_CPU_BATCH if batch_size == "auto" else batch_size)
     target = torch.as_tensor(target, device=device).long().reshape(-1)
     if target.numel() == 1 and x.shape[0] > 1:
         target = target.expand(x.shape[0])
     if target.shape[0] != x.shape[0]:
         raise ValueError(f"target has {target.shape[0]} entries for {x.shape[0]} images")
     return x, target
+
+
+def resolve_batch_size(batch_size, model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str, total: int, **engine) -> int:
+    """``batch_size`` itself, or the :func:`auto_batch_size` for 'auto'."""
+    check_batch_size(batch_size)
+    if batch_size == "auto":
+        return auto_batch_size(model, x, target, output, total=total, **engine)
+    return int(batch_size)
 
 
 def integrand_chunks(
@@ -221,19 +359,91 @@ def integrand_chunks(
     path: str = "ig",
     output: str = "prob",
     batch_size: int = 64,
+    amp_dtype=None,
+    channels_last: bool = False,
     **path_kwargs,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Yield ``(slice of alphas, g)`` with g = ∇f(γ(α)) ⊙ γ'(α) of shape (a, B, C, H, W)."""
+    """Yield ``(slice of alphas, g)`` with g = ∇f(γ(α)) ⊙ γ'(α) of shape (a, B, C, H, W), whole rows of
+    alphas per pass (for consumers that difference neighbouring alphas, as Algorithm 1)."""
     fn = P.path_function(path, **path_kwargs)
     b = x.shape[0]
-    per = max(1, batch_size // b)
+    per = max(1, int(batch_size) // b)
     a_dev = alphas.to(device=x.device, dtype=x.dtype)
     for s in range(0, len(alphas), per):
         sl = slice(s, min(s + per, len(alphas)))
         pts, vel = fn(x, a_dev[sl])
         a = pts.shape[0]
-        g = gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output)
+        g = gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output, amp_dtype=amp_dtype, channels_last=channels_last)
         yield sl, g.view(a, b, *x.shape[1:]) * vel
+
+
+def flat_chunks(n_alphas: int, n_images: int, batch_size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of each pass over the n_alphas × n_images points flattened alpha-major
+    (point p = alpha p // n_images, image p % n_images): every pass is full but the last."""
+    total = n_alphas * n_images
+    for s in range(0, total, batch_size):
+        yield s, min(s + batch_size, total)
+
+
+def add_flat(acc: torch.Tensor, w: torch.Tensor, start: int, vals: torch.Tensor) -> None:
+    """acc[image] += w[alpha] · vals for the flattened points start … start + len(vals) (alpha-major).
+
+    A pass may begin and end inside a row of alphas: the partial rows are added by slices, the whole
+    rows by one tensordot, so the sum order is fixed (deterministic on a GPU, unlike index_add_)."""
+    b, i, n = acc.shape[0], 0, vals.shape[0]
+    head = start % b
+    if head:
+        k = min(b - head, n)
+        acc[head : head + k] += w[start // b] * vals[:k]
+        i = k
+    rows = (n - i) // b
+    if rows:
+        a0 = (start + i) // b
+        acc += torch.tensordot(w[a0 : a0 + rows], vals[i : i + rows * b].reshape(rows, b, *acc.shape[1:]), dims=1)
+        i += rows * b
+    if i < n:
+        acc[: n - i] += w[(start + i) // b] * vals[i:]
+
+
+def _flat_integral(
+    model: nn.Module,
+    x: torch.Tensor,
+    nodes: torch.Tensor,
+    weights: torch.Tensor,
+    target: torch.Tensor,
+    path: str,
+    output: str,
+    batch_size: int,
+    amp_dtype,
+    channels_last: bool,
+    pad: bool,
+    path_kwargs: dict,
+) -> torch.Tensor:
+    """Σ_i w_i ∇f(γ(α_i)) ⊙ γ'(α_i) with the images × alphas points in full passes of ``batch_size``."""
+    fn = P.path_function(path, **path_kwargs)
+    b, shape = x.shape[0], x.shape[1:]
+    a_dev = nodes.to(device=x.device, dtype=x.dtype)
+    w = weights.to(device=x.device, dtype=x.dtype)
+    attr = torch.zeros_like(x)
+    ok = torch.ones((), dtype=torch.bool, device=x.device)
+    for s, e in flat_chunks(len(nodes), b, batch_size):
+        a0, a1 = s // b, (e - 1) // b + 1
+        pts, vel = fn(x, a_dev[a0:a1])
+        lo, hi = s - a0 * b, e - a0 * b
+        pts = pts.reshape(-1, *shape)[lo:hi]
+        vel = torch.broadcast_to(vel, (a1 - a0, b, *shape)).reshape(-1, *shape)[lo:hi]
+        tgt = target.repeat(a1 - a0)[lo:hi]
+        m = e - s
+        if pad and m < batch_size:
+            # torch.compile: a short last pass would compile a second graph; pad it with copies of its first point.
+            pts = torch.cat([pts, pts[:1].expand(batch_size - m, *shape)])
+            tgt = torch.cat([tgt, tgt[:1].expand(batch_size - m)])
+        _, g = values_and_gradients(model, pts, tgt, output, amp_dtype, channels_last, check=False)
+        g = g[:m]
+        ok &= torch.isfinite(g).all()  # no host sync inside the loop: checked once below
+        add_flat(attr, w, s, g * vel)
+    check_finite(ok)
+    return attr
 
 
 def attribute(
@@ -245,43 +455,56 @@ def attribute(
     alphas=None,
     target=None,
     output: str = "prob",
-    batch_size: int = 64,
+    batch_size: int | str = 64,
+    amp_dtype=None,
+    channels_last: bool = False,
+    compile: bool | str = False,
     **path_kwargs,
 ) -> Attribution:
     """Path attribution of ``x`` (B, C, H, W in [0, 1]) with a rule of ``n`` nodes or a schedule ``alphas``.
 
     With ``alphas`` the rule ('left' by default, 'right', 'midpoint', 'trapezoid') is applied on the
     partition the schedule defines (:func:`schedule_nodes`; 'trapezoid' costs n + 1 evaluations) and
-    ``n`` is ignored.  Adaptive paths (Guided IG, SAMP) take only the left rule."""
+    ``n`` is ignored.  Adaptive paths (Guided IG, SAMP) take only the left rule.
+
+    Engine: the images × nodes points go through the model ``batch_size`` at a time (every pass full but
+    the last; 'auto' sizes it from the free GPU memory), with no host sync inside the loop.  Speed knobs,
+    all off by default: ``amp_dtype`` ('bf16' or 'fp16': autocast around the model; the path, the sum and
+    f(x), f(x') stay in float32), ``channels_last`` (converts the model's parameters in place) and
+    ``compile`` (True or a backend name: torch.compile, cached per model).  Results do not depend on
+    ``batch_size`` beyond float rounding."""
     path = P.check_path_name(path)
     if output not in OUTPUTS:
         raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(OUTPUTS)}")
+    amp_dtype_of(amp_dtype)  # reject a bad value before any work
     x, target = _prepare(model, x, target, batch_size)
-    if x.shape[0] > batch_size:
-        # More images than one batch holds: attribute them a batch at a time.
-        return cat_attributions([
-            attribute(model, x[sl], path, rule, n, alphas, target[sl], output, batch_size, **kw)
-            for sl, kw in image_batches(x, batch_size, path_kwargs)
-        ])
+    net = engine_model(model, channels_last, compile)
+    engine = dict(amp_dtype=amp_dtype, channels_last=channels_last)
     if path in P.ADAPTIVE_PATHS and str(rule).lower() != "left":
         raise ValueError(
             f"path={path!r} is adaptive and takes only rule='left' (with n or a schedule alphas), got rule={rule!r}"
         )
     nodes, weights = quadrature(rule, n, alphas)
+    batch_size = resolve_batch_size(batch_size, net, x, target, output, len(nodes) * x.shape[0], **engine)
+    if x.shape[0] > batch_size:
+        # More images than one pass holds: attribute them a batch at a time.
+        return cat_attributions([
+            attribute(model, x[sl], path, rule, n, alphas, target[sl], output, batch_size, amp_dtype, channels_last, compile, **kw)
+            for sl, kw in image_batches(x, batch_size, path_kwargs)
+        ])
     n_grad = len(nodes)
     if path in P.ADAPTIVE_PATHS:
         entry = P.adaptive_path(path, path_kwargs)
-        grads, deltas = entry.fn(lambda pts: gradients(model, pts, target, output), x, nodes, **path_kwargs)
+        grads, deltas = entry.fn(lambda pts: gradients(net, pts, target, output, **engine), x, nodes, **path_kwargs)
         attr = (grads * deltas).sum(0)
         n_grad = grads.shape[0]
         start = P.check_baseline(x, path_kwargs.get("baseline"))
     else:
-        w = weights.to(device=x.device, dtype=x.dtype)
-        attr = torch.zeros_like(x)
-        for sl, g in integrand_chunks(model, x, nodes, target, path, output, batch_size, **path_kwargs):
-            attr += torch.tensordot(w[sl], g, dims=1)
+        pad = compile is not False and compile is not None and len(nodes) * x.shape[0] > batch_size
+        attr = _flat_integral(net, x, nodes, weights, target, path, output, batch_size, amp_dtype, channels_last, pad, path_kwargs)
         start = P.path_function(path, **path_kwargs)(x, torch.zeros(1, dtype=torch.float64))[0][0]
     with torch.no_grad():
+        # f(x) and f(x') in full precision with the eager model: completeness is judged against the true f.
         f_in = target_output(model, x, target, output)
         f_base = target_output(model, start, target, output)
     return Attribution(attr, f_in, f_base, target, n_grad)

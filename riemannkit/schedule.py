@@ -376,6 +376,7 @@ def per_image_derivatives(
     k = int(k)
     path = P.check_path_name(path)
     x, target = I._prepare(model, x, target, batch_size)
+    batch_size = I.resolve_batch_size(batch_size, model, x, target, output, (k + 1) * x.shape[0])
     if x.shape[0] > batch_size:
         # Per-image kwargs (a per-image baseline, the manifold path's knots) are sliced with the images.
         parts = [

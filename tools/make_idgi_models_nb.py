@@ -5,7 +5,8 @@ from pathlib import Path
 md = nbf.v4.new_markdown_cell
 code = nbf.v4.new_code_cell
 cells = []
-p = code('''models = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]  # or torchvision names with a network
+p = code('''profile = "quick"              # "full": the GPU reproduction (riemannkit.experiments.FULL_PROFILE; overrides what it lists)
+models = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]  # or torchvision names with a network
 images = "shipped"             # or an ImageNet-style folder
 device = "auto"
 n_images = 2                   # explained photos (the first n_images)
@@ -77,9 +78,15 @@ import riemannkit as rk
 from riemannkit import evaluation as EV, experiments as E, metrics as M
 from riemannkit.data import load_images
 from riemannkit.models import load_model, resolve_device
+import time
+wall_start = time.time()
+full_settings = E.apply_profile("idgi_models", profile, globals())  # profile="full" sets these
+E.shown_tables().clear()
+if full_settings:
+    print("profile full:", full_settings)
 
 dev = resolve_device(device)
-prov = E.provenance(command=f"papermill idgi_models.ipynb (models={models}, n_images={n_images}, steps={steps}, "
+prov = E.provenance(command=f"papermill idgi_models.ipynb (profile={profile}, models={models}, n_images={n_images}, steps={steps}, "
                             f"pic_start={pic_start}, reduce={reduce})", device=dev)
 labels = {**EV.LABELS, "random": "random map (control)"}
 rows = list(methods) + ["random"]
@@ -117,32 +124,32 @@ cells.append(md(r'''## Table 1: insertion
 Area under the insertion curve with the probability (left) and with the probability ratio $p / p(x)$
 (right); higher is better.'''))
 cells.append(code('''for metric, title in [("insertion_prob", "insertion, probability"), ("insertion_ratio", "insertion, probability ratio")]:
-    display(Markdown(f"**{title}**\\n\\n" + EV.markdown_table(values(metric), rows, models, labels)))
-display(Markdown(provenance_line))'''))
+    E.show(Markdown(f"**{title}**\\n\\n" + EV.markdown_table(values(metric), rows, models, labels)))
+E.show(Markdown(provenance_line))'''))
 cells.append(md(r'''## Table 2: AIC and SIC, normalised entropy (WebP)
 
 Area under the aggregate curve; higher is better. Only photos the model classifies with
 $p \ge$ `min_pred_value` count, and AIC also needs the start image to be misclassified.'''))
 cells.append(code('''for metric in ("sic_webp", "aic_webp"):
-    display(Markdown(f"**{metric.upper().replace('_', ', ')}** (photos used: {n_valid(metric)})\\n\\n"
+    E.show(Markdown(f"**{metric.upper().replace('_', ', ')}** (photos used: {n_valid(metric)})\\n\\n"
                      + EV.markdown_table(values(metric), rows, models, labels)))
-display(Markdown(provenance_line))'''))
+E.show(Markdown(provenance_line))'''))
 cells.append(md(r'''## Table 3: AIC and SIC, MS-SSIM'''))
 cells.append(code('''for metric in ("sic_msssim", "aic_msssim"):
-    display(Markdown(f"**{metric.upper().replace('_', ', ')}** (photos used: {n_valid(metric)})\\n\\n"
+    E.show(Markdown(f"**{metric.upper().replace('_', ', ')}** (photos used: {n_valid(metric)})\\n\\n"
                      + EV.markdown_table(values(metric), rows, models, labels)))
-display(Markdown(provenance_line))'''))
+E.show(Markdown(provenance_line))'''))
 cells.append(md(r'''## Deletion and completeness
 
 Not in the study's tables, but the same maps give them for free: the deletion score (pixels removed
 towards black in saliency order; lower is better) and the relative completeness error of each
 $n$-step map (IDGI's is rounding error by construction, see the IDGI chapter).'''))
-cells.append(code('''display(Markdown("**deletion** (lower is better)\\n\\n"
+cells.append(code('''E.show(Markdown("**deletion** (lower is better)\\n\\n"
                  + EV.markdown_table(values("deletion"), rows, models, labels, higher_is_better=False)))
 comp = {r: {m: results[m][r]["completeness"]["value"] for m in models} for r in methods}
-display(Markdown("**completeness error** (mean over photos)\\n\\n"
+E.show(Markdown("**completeness error** (mean over photos)\\n\\n"
                  + EV.markdown_table(comp, methods, models, labels, higher_is_better=False, bold="none", fmt="{:.2e}")))
-display(Markdown(provenance_line))'''))
+E.show(Markdown(provenance_line))'''))
 cells.append(md(r'''## Which of the study's claims hold here
 
 For each base path and metric: on how many models does adding IDGI give the better score? The IDGI
@@ -162,7 +169,7 @@ for base in bases:
             wins += (a < b) if metric in EV.LOWER_IS_BETTER else (a > b)
         verdict[base][metric] = f"{wins}/{total}" if total else "n/a"
 head = "| IDGI better on | " + " | ".join(score_metrics) + " |\\n|---|" + "---:|" * len(score_metrics)
-display(Markdown(head + "\\n" + "\\n".join(f"| {EV.LABELS[b]} | " + " | ".join(verdict[b].values()) + " |" for b in bases)))
+E.show(Markdown(head + "\\n" + "\\n".join(f"| {EV.LABELS[b]} | " + " | ".join(verdict[b].values()) + " |" for b in bases)))
 fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.8), squeeze=False, sharey=True)
 for ax, m in zip(axes[0], models):
     for r in rows:
@@ -174,12 +181,20 @@ axes[0, 0].set_ylabel("mean p(class)")
 axes[0, -1].legend(fontsize=6, loc="best")
 fig.tight_layout()
 plt.show()'''))
-cells.append(code('''record = {"chapter": "idgi_models", "provenance": prov, "models": models, "images": img_names,
+cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.shown_tables()),
+          "wall_s": round(time.time() - wall_start, 1),"chapter": "idgi_models", "provenance": prov, "models": models, "images": img_names,
           "explained": explained, "steps": steps, "methods": methods, "insertion_steps": insertion_steps,
           "pic_start": pic_start, "min_pred_value": min_pred_value, "reduce": reduce,
           "path_kwargs": EV.STUDY_PATH_KWARGS, "results": results, "idgi_better": verdict}
 if save_results:
     print("wrote", E.save_json(results_file, record))'''))
+cells.append(md(r'''## Full-profile runs
+
+The tables above come from the quick run this page executed (its parameters cell). The full profile
+(`profile="full"`: all nine offline photos, up to 128 steps, k = 128, 256 points per pass, every
+EfficientNet-Lite model) is GPU work; `python benchmarks/full_profile.py` runs it and commits each run's
+tables as `results/idgi_models_full_<model>.json` with its provenance. Each committed run is shown here.'''))
+cells.append(code('''n_full_runs = E.render_full_runs("idgi_models")'''))
 cells.append(md(r'''## Reading the tables
 
 What the quick run (EfficientNet-Lite0/1/2, chelsea and coffee, $n = 16$) shows, and what the

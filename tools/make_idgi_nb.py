@@ -5,7 +5,8 @@ from pathlib import Path
 md = nbf.v4.new_markdown_cell
 code = nbf.v4.new_code_cell
 cells = []
-p = code('''model = "efficientnet_lite0"   # or efficientnet_lite1/2, or a torchvision name with a network
+p = code('''profile = "quick"              # "full": the GPU reproduction (riemannkit.experiments.FULL_PROFILE; overrides what it lists)
+model = "efficientnet_lite0"   # or efficientnet_lite1/2, or a torchvision name with a network
 images = "shipped"             # or an ImageNet-style folder
 device = "auto"
 n_images = 2                   # explained photos (the first n_images)
@@ -92,6 +93,12 @@ import riemannkit as rk
 from riemannkit import experiments as E, plot as rkplot
 from riemannkit.data import load_images
 from riemannkit.models import load_model, resolve_device
+import time
+wall_start = time.time()
+full_settings = E.apply_profile("idgi", profile, globals())  # profile="full" sets these
+E.shown_tables().clear()
+if full_settings:
+    print("profile full:", full_settings)
 
 torch.manual_seed(seed)
 dev = resolve_device(device)
@@ -103,7 +110,7 @@ x, img_names = x_all[:n_images], names[:n_images]
 x_calib, calib_names = x_all[len(names) - n_calib:], names[len(names) - n_calib:]
 pred = rk.integrate.predict(net, x.to(dev))
 path_kwargs = {"guidedig": {"fraction": gig_fraction, "max_dist": gig_max_dist}}
-prov = E.provenance(command=f"papermill idgi.ipynb (model={model}, n_images={n_images}, steps={steps}, k={k}, "
+prov = E.provenance(command=f"papermill idgi.ipynb (profile={profile}, model={model}, n_images={n_images}, steps={steps}, k={k}, "
                             f"paths={paths}, gig_fraction={gig_fraction}, gig_max_dist={gig_max_dist})", device=dev)
 print(f"model {model} ({size}px) on {prov['device']}; torch {prov['torch']}; {prov['date']}")
 print("explained:", [f"{n} → {classes[int(c)]}" for n, c in zip(img_names, pred)])
@@ -123,8 +130,8 @@ Relative completeness error per photo at the same $n$. The base methods' error i
 $n$-point left Riemann sum; IDGI's is rounding error (the sums are accumulated in float64 from float32
 values and gradients, then stored as float32).'''))
 cells.append(code('''errors = E.completeness_by_method(maps)
-display(Markdown(E.per_image_markdown(errors, img_names)))
-display(Markdown(provenance_line))'''))
+E.show(Markdown(E.per_image_markdown(errors, img_names)))
+E.show(Markdown(provenance_line))'''))
 cells.append(md(r'''The IDGI map is not a more accurate version of the base map: it is a different map whose sum is forced
 to $f(x) - f(x')$. Within a step, every feature's IDGI contribution $g_{j,i}^2\,\Delta f_j / \lVert g_j\rVert^2$
 has the sign of $\Delta f_j$, so the orthogonal components, which sum to zero over the features, are
@@ -132,8 +139,8 @@ gone. One way to see it is how much of each map cancels: the total absolute attr
 $\sum_i |\mathrm{attr}_i|$ divided by $|f(x) - f(x')|$. It is 1 when nothing cancels; IDGI's can exceed 1
 only where $f$ goes down on some steps and up on others.'''))
 cells.append(code('''mass = E.mass_ratio(maps)
-display(Markdown(E.per_image_markdown(mass, img_names, fmt="{:.3g}")))
-display(Markdown(provenance_line))'''))
+E.show(Markdown(E.per_image_markdown(mass, img_names, fmt="{:.3g}")))
+E.show(Markdown(provenance_line))'''))
 cells.append(md(r'''## IDGI on a non-uniform schedule
 
 Nothing in the telescoping argument needs equispaced points. Here the $n$ points come from RiemannOpt
@@ -151,9 +158,10 @@ plt.show()
 ig_opt, idgi_opt = E.path_and_idgi(net, x, "ig", alphas=alphas, batch_size=batch_size)
 sched = {"IG, linear": errors["IG"], "IG, RiemannOpt": None, "IG+IDGI, linear": errors["IG+IDGI"], "IG+IDGI, RiemannOpt": None}
 sched.update(E.completeness_by_method({"IG, RiemannOpt": ig_opt, "IG+IDGI, RiemannOpt": idgi_opt}))
-display(Markdown(E.per_image_markdown(sched, img_names)))
-display(Markdown(provenance_line[:-2] + f"; schedule from {calib_names}, k = {k}.*"))'''))
-cells.append(code('''record = {
+E.show(Markdown(E.per_image_markdown(sched, img_names)))
+E.show(Markdown(provenance_line[:-2] + f"; schedule from {calib_names}, k = {k}.*"))'''))
+cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.shown_tables()),
+          "wall_s": round(time.time() - wall_start, 1),
     "chapter": "idgi", "provenance": prov, "model": model, "images": img_names, "images_calib": calib_names,
     "steps": steps, "k": k, "paths": paths, "path_kwargs": path_kwargs,
     "completeness": {k_: v.tolist() for k_, v in errors.items()},
@@ -163,6 +171,13 @@ cells.append(code('''record = {
 }
 if save_results:
     print("wrote", E.save_json(results_file, record))'''))
+cells.append(md(r'''## Full-profile runs
+
+The tables above come from the quick run this page executed (its parameters cell). The full profile
+(`profile="full"`: all nine offline photos, up to 128 steps, k = 128, 256 points per pass, every
+EfficientNet-Lite model) is GPU work; `python benchmarks/full_profile.py` runs it and commits each run's
+tables as `results/idgi_full_<model>.json` with its provenance. Each committed run is shown here.'''))
+cells.append(code('''n_full_runs = E.render_full_runs("idgi")'''))
 cells.append(md(r'''## What this chapter checks
 
 * IDGI's relative completeness error is below $10^{-4}$ (float32 rounding) for every path and every

@@ -5,7 +5,8 @@ from pathlib import Path
 md = nbf.v4.new_markdown_cell
 code = nbf.v4.new_code_cell
 cells = []
-p = code('''model = "efficientnet_lite0"   # or efficientnet_lite1/2, or a torchvision name with a network
+p = code('''profile = "quick"              # "full": the GPU reproduction (riemannkit.experiments.FULL_PROFILE; overrides what it lists)
+model = "efficientnet_lite0"   # or efficientnet_lite1/2, or a torchvision name with a network
 images = "shipped"             # or an ImageNet-style folder
 device = "auto"
 n_eval = 2                     # evaluated photos (the first n_eval)
@@ -60,6 +61,12 @@ import riemannkit as rk
 from riemannkit import experiments as E, plot as rkplot
 from riemannkit.data import load_images
 from riemannkit.models import load_model, resolve_device
+import time
+wall_start = time.time()
+full_settings = E.apply_profile("riemannopt", profile, globals())  # profile="full" sets these
+E.shown_tables().clear()
+if full_settings:
+    print("profile full:", full_settings)
 
 torch.manual_seed(seed)
 dev = resolve_device(device)
@@ -70,7 +77,7 @@ if n_eval + n_calib > len(names):
 x_eval, eval_names = x_all[:n_eval], names[:n_eval]
 x_calib, calib_names = x_all[len(names) - n_calib:], names[len(names) - n_calib:]
 pred = rk.integrate.predict(net, x_eval.to(dev))
-prov = E.provenance(command=f"papermill riemannopt.ipynb (model={model}, n_eval={n_eval}, n_calib={n_calib}, k={k}, steps={steps})", device=dev)
+prov = E.provenance(command=f"papermill riemannopt.ipynb (profile={profile}, model={model}, n_eval={n_eval}, n_calib={n_calib}, k={k}, steps={steps})", device=dev)
 print(f"model {model} ({size}px) on {prov['device']}; torch {prov['torch']}; {prov['date']}")
 print("evaluated:", [f"{n} → {classes[int(c)]}" for n, c in zip(eval_names, pred)])
 print("calibration (Algorithm 1):", calib_names)'''))
@@ -106,8 +113,8 @@ if "ig" in paths:
     rows += [("IG + RiemannOpt (sup bound)", "ig", "riemannopt-sup"),
              ("IG midpoint", "ig", "midpoint"), ("IG Gauss–Legendre", "ig", "gausslegendre")]
 table = E.completeness_table(net, x_eval, rows, steps, schedules, batch_size=batch_size)
-display(Markdown(E.markdown_table(table, steps)))
-display(Markdown(f"*{model}, photos {eval_names}, schedules from {calib_names} (m={n_calib}, k={k}); "
+E.show(Markdown(E.markdown_table(table, steps)))
+E.show(Markdown(f"*{model}, photos {eval_names}, schedules from {calib_names} (m={n_calib}, k={k}); "
                  f"{prov['device']}, torch {prov['torch']}, {prov['date']}.*"))'''))
 cells.append(md(r'''### Why Guided IG's error does not fall with more steps
 
@@ -143,8 +150,9 @@ for path in paths:
     e_lin = table[label[path]][n0]["mean"]
     e_opt = table[label[path] + " + RiemannOpt"][n0]["mean"]
     lines.append(f"| {label[path]} | {b_lin:.3g} | {b_opt:.3g} | {e_lin:.4f} | {e_opt:.4f} |")
-display(Markdown("\\n".join(lines)))'''))
-cells.append(code('''record = {
+E.show(Markdown("\\n".join(lines)))'''))
+cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.shown_tables()),
+          "wall_s": round(time.time() - wall_start, 1),
     "chapter": "riemannopt", "provenance": prov, "model": model, "images_eval": eval_names,
     "images_calib": calib_names, "k": k, "steps": steps,
     "table": {r: {str(n): v for n, v in row.items()} for r, row in table.items()},
@@ -159,6 +167,13 @@ if save_results:
         for n, a in s["alphas"].items():
             rk.save_schedule(f"../results/schedules/{model}_{p}_n{n}.json", a, model=model, path=p, k=k,
                              m=n_calib, grid=s["grid"], gprime=s["gprime"], images=calib_names)'''))
+cells.append(md(r'''## Full-profile runs
+
+The tables above come from the quick run this page executed (its parameters cell). The full profile
+(`profile="full"`: all nine offline photos, up to 128 steps, k = 128, 256 points per pass, every
+EfficientNet-Lite model) is GPU work; `python benchmarks/full_profile.py` runs it and commits each run's
+tables as `results/riemannopt_full_<model>.json` with its provenance. Each committed run is shown here.'''))
+cells.append(code('''n_full_runs = E.render_full_runs("riemannopt")'''))
 cells.append(md(r'''## A larger run, stored with its provenance
 
 The table above is the quick run this page executed. The next cell shows the stored result of a larger

@@ -5,7 +5,8 @@ from pathlib import Path
 md = nbf.v4.new_markdown_cell
 code = nbf.v4.new_code_cell
 cells = []
-p = code('''model = "efficientnet_lite0"   # or efficientnet_lite1/2, or a torchvision name with a network
+p = code('''profile = "quick"              # "full": the GPU reproduction (riemannkit.experiments.FULL_PROFILE; overrides what it lists)
+model = "efficientnet_lite0"   # or efficientnet_lite1/2, or a torchvision name with a network
 images = "shipped"             # or an ImageNet-style folder
 device = "auto"
 n_images = 2                   # explained photos (the first n_images)
@@ -68,6 +69,12 @@ import riemannkit as rk
 from riemannkit import experiments as E, metrics as M, plot as rkplot
 from riemannkit.data import load_images
 from riemannkit.models import load_model, resolve_device
+import time
+wall_start = time.time()
+full_settings = E.apply_profile("stability", profile, globals())  # profile="full" sets these
+E.shown_tables().clear()
+if full_settings:
+    print("profile full:", full_settings)
 
 torch.manual_seed(seed)
 dev = resolve_device(device)
@@ -79,7 +86,7 @@ x, img_names = x_all[:n_images], names[:n_images]
 x_jpeg = M.jpeg_round_trip(x, quality)
 pred, pred_jpeg = rk.integrate.predict(net, x.to(dev)), rk.integrate.predict(net, x_jpeg.to(dev))
 path_kwargs = {"guidedig": {"fraction": gig_fraction, "max_dist": gig_max_dist}}
-prov = E.provenance(command=f"papermill stability.ipynb (model={model}, n_images={n_images}, steps={steps}, "
+prov = E.provenance(command=f"papermill stability.ipynb (profile={profile}, model={model}, n_images={n_images}, steps={steps}, "
                             f"quality={quality}, paths={paths}, gig_fraction={gig_fraction}, "
                             f"gig_max_dist={gig_max_dist})", device=dev)
 print(f"model {model} ({size}px) on {prov['device']}; torch {prov['torch']}; {prov['date']}")
@@ -90,14 +97,14 @@ provenance_line = (f"*{model}; photos {img_names}; JPEG quality {quality}; n = {
 cells.append(md(r'''## Table 5: stability under JPEG compression'''))
 cells.append(code('''table, maps = E.jpeg_stability_table(net, x, paths, steps, quality, batch_size=batch_size, path_kwargs=path_kwargs)
 nlog = {k_: v["neg_log_mse"] for k_, v in table.items()}
-display(Markdown(E.mean_spread_table(nlog, "−ln MSE (mean ± std over the photos; higher = more stable)")))
-display(Markdown(provenance_line))
-display(Markdown("Per photo:\\n\\n" + E.per_image_markdown(nlog, img_names, fmt="{:.2f}")))'''))
+E.show(Markdown(E.mean_spread_table(nlog, "−ln MSE (mean ± std over the photos; higher = more stable)")))
+E.show(Markdown(provenance_line))
+E.show(Markdown("Per photo:\\n\\n" + E.per_image_markdown(nlog, img_names, fmt="{:.2f}")))'''))
 cells.append(md(r'''Does IDGI make each path more stable here? For each path, the difference
 $(-\ln\mathrm{MSE})_{\text{+IDGI}} - (-\ln\mathrm{MSE})_{\text{base}}$ per photo (positive: IDGI is more stable).'''))
 cells.append(code('''gain = {f"{E.PATH_LABELS[p_]}+IDGI − {E.PATH_LABELS[p_]}": nlog[E.PATH_LABELS[p_] + "+IDGI"] - nlog[E.PATH_LABELS[p_]]
         for p_ in paths}
-display(Markdown(E.per_image_markdown(gain, img_names, fmt="{:+.2f}")))
+E.show(Markdown(E.per_image_markdown(gain, img_names, fmt="{:+.2f}")))
 means = {k_: float(v.mean()) for k_, v in nlog.items()}
 most = max(means, key=means.get)
 idgi_better = {p_: bool(gain[k_].mean() > 0) for p_, k_ in zip(paths, gain)}
@@ -116,15 +123,15 @@ $$
 is 0 for identical maps, about 1 for unrelated maps and 2 for opposite ones (lower = more stable),
 whatever the concentration (`riemannkit.experiments.relative_map_error`).'''))
 cells.append(code('''rel = {k_: v["relative"] for k_, v in table.items()}
-display(Markdown(E.mean_spread_table(rel, "relative error ρ (mean ± std over the photos; lower = more stable)",
+E.show(Markdown(E.mean_spread_table(rel, "relative error ρ (mean ± std over the photos; lower = more stable)",
                                      fmt="{:.3f}", best="min")))
-display(Markdown(provenance_line))
+E.show(Markdown(provenance_line))
 rel_means = {k_: float(v.mean()) for k_, v in rel.items()}
 idgi_better_rel = {p_: rel_means[E.PATH_LABELS[p_] + "+IDGI"] < rel_means[E.PATH_LABELS[p_]] for p_ in paths}
 print(f"most stable by ρ: {min(rel_means, key=rel_means.get)}; least: {max(rel_means, key=rel_means.get)}")
 print("IDGI more stable than its base method by ρ (mean over photos):", idgi_better_rel)
 conc = {k_: E.concentration(r.attr[:x.shape[0]], x) for k_, r in maps.items()}
-display(Markdown("Per photo, ρ and the concentration $HW\\sum_p \\hat S_p^2$ of the clean photo's map "
+E.show(Markdown("Per photo, ρ and the concentration $HW\\sum_p \\hat S_p^2$ of the clean photo's map "
                  "(1 when all pixels carry equal |attribution|):\\n\\n"
                  + E.per_image_markdown({**{f"ρ {k_}": v for k_, v in rel.items()},
                                          **{f"concentration {k_}": v for k_, v in conc.items()}}, img_names, fmt="{:.3g}")))'''))
@@ -156,14 +163,15 @@ cells.append(code('''device_diff = None
 if compare_devices and torch.cuda.is_available():
     device_diff = E.cross_device_difference(net, x, ("cpu", "cuda"), paths, steps, target=pred.cpu(),
                                             batch_size=batch_size, path_kwargs=path_kwargs)
-    display(Markdown(E.per_image_markdown(device_diff, img_names, fmt="{:.1e}")))
-    display(Markdown(f"*Relative L2 difference GPU vs CPU; {torch.cuda.get_device_name(0)} and "
+    E.show(Markdown(E.per_image_markdown(device_diff, img_names, fmt="{:.1e}")))
+    E.show(Markdown(f"*Relative L2 difference GPU vs CPU; {torch.cuda.get_device_name(0)} and "
                      f"{E.provenance(device='cpu')['device']}; " + provenance_line[1:]))
 elif not compare_devices:
     print("CPU-versus-GPU comparison switched off (compare_devices=False).")
 else:
     print("No GPU was present in this run: the CPU-versus-GPU comparison is skipped (nothing is asserted about it).")'''))
-cells.append(code('''record = {
+cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.shown_tables()),
+          "wall_s": round(time.time() - wall_start, 1),
     "chapter": "stability", "provenance": prov, "model": model, "images": img_names, "steps": steps,
     "quality": quality, "paths": paths, "path_kwargs": path_kwargs,
     "predictions": {"clean": [classes[int(c)] for c in pred], "jpeg": [classes[int(c)] for c in pred_jpeg]},
@@ -174,6 +182,13 @@ cells.append(code('''record = {
 }
 if save_results:
     print("wrote", E.save_json(results_file, record))'''))
+cells.append(md(r'''## Full-profile runs
+
+The tables above come from the quick run this page executed (its parameters cell). The full profile
+(`profile="full"`: all nine offline photos, up to 128 steps, k = 128, 256 points per pass, every
+EfficientNet-Lite model) is GPU work; `python benchmarks/full_profile.py` runs it and commits each run's
+tables as `results/stability_full_<model>.json` with its provenance. Each committed run is shown here.'''))
+cells.append(code('''n_full_runs = E.render_full_runs("stability")'''))
 cells.append(md(r'''## What this chapter checks
 
 * Every method's MSE is positive and every $-\ln \mathrm{MSE}$ is finite: the JPEG copy changes every

@@ -5,7 +5,8 @@ from pathlib import Path
 md = nbf.v4.new_markdown_cell
 code = nbf.v4.new_code_cell
 cells = []
-p = code('''model = "efficientnet_lite0"   # or efficientnet_lite1/2, or a torchvision name with a network
+p = code('''profile = "quick"              # "full": the GPU reproduction (riemannkit.experiments.FULL_PROFILE; overrides what it lists)
+model = "efficientnet_lite0"   # or efficientnet_lite1/2, or a torchvision name with a network
 images = "shipped"             # or an ImageNet-style folder
 device = "auto"
 n_images = 2                   # explained photos (the first n_images)
@@ -65,6 +66,12 @@ import riemannkit as rk
 from riemannkit import evaluation as EV, experiments as E, plot as rkplot
 from riemannkit.data import load_images
 from riemannkit.models import load_model, resolve_device
+import time
+wall_start = time.time()
+full_settings = E.apply_profile("sweeps", profile, globals())  # profile="full" sets these
+E.shown_tables().clear()
+if full_settings:
+    print("profile full:", full_settings)
 
 torch.manual_seed(seed)
 dev = resolve_device(device)
@@ -78,7 +85,7 @@ x, img_names = x_all[:n_images].to(dev), names[:n_images]
 x_calib, calib_names = x_all[len(names) - n_calib:].to(dev), names[len(names) - n_calib:]
 pred = rk.integrate.predict(net, x)
 paths = list(dict.fromkeys(EV.parse_method(m)[0] for m in methods))
-prov = E.provenance(command=f"papermill sweeps.ipynb (model={model}, n_images={n_images}, n_calib={n_calib}, "
+prov = E.provenance(command=f"papermill sweeps.ipynb (profile={profile}, model={model}, n_images={n_images}, n_calib={n_calib}, "
                             f"steps={steps}, k={k}, bound={bound}, methods={methods}, metrics={metrics}, reduce={reduce})",
                     device=dev)
 print(f"model {model} ({size}px) on {prov['device']}; torch {prov['torch']}; {prov['date']}")
@@ -126,9 +133,9 @@ plt.show()
 for metric in metrics:
     tab = {f"{m} ({kind})": vals[kind][metric][m] for kind in vals for m in vals[kind][metric]}
     lbl = {f"{m} ({kind})": f"{EV.LABELS[m]}, {kind}" for kind in vals for m in methods}
-    display(Markdown(f"**{metric}**\\n\\n" + EV.markdown_table(tab, list(tab), steps, lbl, bold="none",
+    E.show(Markdown(f"**{metric}**\\n\\n" + EV.markdown_table(tab, list(tab), steps, lbl, bold="none",
                                                                fmt="{:.2e}" if metric == "completeness" else "{:.3f}")))
-display(Markdown(provenance_line))'''))
+E.show(Markdown(provenance_line))'''))
 cells.append(md(r'''## Table 4: the change from the fewest to the most steps
 
 Value at the largest $n$ minus the value at the smallest, per metric and method (the study: 128 − 8).
@@ -137,15 +144,15 @@ cells.append(code('''lo, hi = min(steps), max(steps)
 scored = [m for m in metrics if m != "completeness"]
 diff = {kind: {m: EV.step_difference(vals[kind][m], lo, hi) for m in scored} for kind in vals}
 tab4 = {m: {metric: diff["linear"][metric][m] for metric in scored} for m in methods}
-display(Markdown(f"**linear points, value(n={hi}) − value(n={lo})**\\n\\n"
+E.show(Markdown(f"**linear points, value(n={hi}) − value(n={lo})**\\n\\n"
                  + EV.markdown_table(tab4, methods, scored, bold="none", fmt="{:+.3f}")))
 tab4o = {m: {metric: diff["RiemannOpt"][metric][m] for metric in scored} for m in methods}
-display(Markdown(f"**RiemannOpt points, value(n={hi}) − value(n={lo})**\\n\\n"
+E.show(Markdown(f"**RiemannOpt points, value(n={hi}) − value(n={lo})**\\n\\n"
                  + EV.markdown_table(tab4o, methods, scored, bold="none", fmt="{:+.3f}")))
 # The study's claim, per base path and metric: |change| of IDGI > |change| of the base method?
 bases = [m for m in methods if "+" not in m and m + "+idgi" in methods]
 sensitive = {b: {metric: abs(tab4[b + "+idgi"][metric]) > abs(tab4[b][metric]) for metric in scored} for b in bases}
-display(Markdown("**IDGI moves more than its base method (linear points)**\\n\\n| path | " + " | ".join(scored)
+E.show(Markdown("**IDGI moves more than its base method (linear points)**\\n\\n| path | " + " | ".join(scored)
                  + " |\\n|---|" + "---|" * len(scored) + "\\n" + "\\n".join(
                      f"| {EV.LABELS[b]} | " + " | ".join("yes" if v else "no" for v in sensitive[b].values()) + " |" for b in bases)))
 # RiemannOpt's claim: optimised points give a higher insertion score at the smallest n.
@@ -153,16 +160,24 @@ ro_gain = {}
 for metric in [m for m in ("insertion_prob", "insertion_ratio") if m in metrics]:
     ro_gain[metric] = {m: vals["RiemannOpt"][metric][m][lo] - vals["linear"][metric][m][lo] for m in methods}
 if ro_gain:
-    display(Markdown(f"**RiemannOpt − linear at n = {lo}**\\n\\n"
+    E.show(Markdown(f"**RiemannOpt − linear at n = {lo}**\\n\\n"
                      + EV.markdown_table({m: {mt: ro_gain[mt][m] for mt in ro_gain} for m in methods}, methods,
                                          list(ro_gain), bold="none", fmt="{:+.3f}")))
-display(Markdown(provenance_line))'''))
-cells.append(code('''record = {"chapter": "sweeps", "provenance": prov, "model": model, "images": img_names, "images_calib": calib_names,
+E.show(Markdown(provenance_line))'''))
+cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.shown_tables()),
+          "wall_s": round(time.time() - wall_start, 1),"chapter": "sweeps", "provenance": prov, "model": model, "images": img_names, "images_calib": calib_names,
           "steps": steps, "methods": methods, "metrics": metrics, "k": k, "bound": bound, "reduce": reduce,
           "insertion_steps": insertion_steps, "schedules": schedules, "values": vals,
           "difference_hi_minus_lo": diff, "idgi_moves_more": sensitive, "riemannopt_minus_linear_at_lo": ro_gain}
 if save_results:
     print("wrote", E.save_json(results_file, record))'''))
+cells.append(md(r'''## Full-profile runs
+
+The tables above come from the quick run this page executed (its parameters cell). The full profile
+(`profile="full"`: all nine offline photos, up to 128 steps, k = 128, 256 points per pass, every
+EfficientNet-Lite model) is GPU work; `python benchmarks/full_profile.py` runs it and commits each run's
+tables as `results/sweeps_full_<model>.json` with its provenance. Each committed run is shown here.'''))
+cells.append(code('''n_full_runs = E.render_full_runs("sweeps")'''))
 cells.append(md(r'''## Reading the sweep
 
 What the quick run (EfficientNet-Lite0, chelsea and coffee, schedules from grace_hopper) shows:
