@@ -111,10 +111,13 @@ def gradient_x_input(model: nn.Module, x: torch.Tensor, target=None, output: str
     """Gradient × input, ∇f(x) ⊙ x (a one-point rule of IG from a black baseline; f_baseline = f(0))."""
     x, target = I._prepare(model, x, target, batch_size)
     g = I.batched_gradients(model, x, target, output, batch_size)
+    return I.Attribution(g * x, *_f_input_and_black(model, x, target, output), target, 1)
+
+
+def _f_input_and_black(model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """f(x) and f(0): the completeness reference of the methods with a black baseline."""
     with torch.no_grad():
-        f_in = I.target_output(model, x, target, output)
-        f_base = I.target_output(model, torch.zeros_like(x), target, output)
-    return I.Attribution(g * x, f_in, f_base, target, 1)
+        return I.target_output(model, x, target, output), I.target_output(model, torch.zeros_like(x), target, output)
 
 
 def smoothgrad(
@@ -136,10 +139,7 @@ def smoothgrad(
         eps = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
         pts = x + noise * span * eps
         total += I.batched_gradients(model, pts, target, output, batch_size)
-    with torch.no_grad():
-        f_in = I.target_output(model, x, target, output)
-        f_base = I.target_output(model, torch.zeros_like(x), target, output)
-    return I.Attribution(total / n, f_in, f_base, target, int(n))
+    return I.Attribution(total / n, *_f_input_and_black(model, x, target, output), target, int(n))
 
 
 def sweep_maps(

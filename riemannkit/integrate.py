@@ -418,13 +418,15 @@ def _flat_integral(
     channels_last: bool,
     pad: bool,
     path_kwargs: dict,
-) -> torch.Tensor:
-    """Σ_i w_i ∇f(γ(α_i)) ⊙ γ'(α_i) with the images × alphas points in full passes of ``batch_size``."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ_i w_i ∇f(γ(α_i)) ⊙ γ'(α_i) with the images × alphas points in full passes of ``batch_size``,
+    and f at every point (n, B)."""
     fn = P.path_function(path, **path_kwargs)
     b, shape = x.shape[0], x.shape[1:]
     a_dev = nodes.to(device=x.device, dtype=x.dtype)
     w = weights.to(device=x.device, dtype=x.dtype)
     attr = torch.zeros_like(x)
+    f_all = torch.empty(len(nodes) * b, dtype=x.dtype, device=x.device)
     ok = torch.ones((), dtype=torch.bool, device=x.device)
     for s, e in flat_chunks(len(nodes), b, batch_size):
         a0, a1 = s // b, (e - 1) // b + 1
@@ -438,12 +440,12 @@ def _flat_integral(
             # torch.compile: a short last pass would compile a second graph; pad it with copies of its first point.
             pts = torch.cat([pts, pts[:1].expand(batch_size - m, *shape)])
             tgt = torch.cat([tgt, tgt[:1].expand(batch_size - m)])
-        _, g = values_and_gradients(model, pts, tgt, output, amp_dtype, channels_last, check=False)
-        g = g[:m]
+        f, g = values_and_gradients(model, pts, tgt, output, amp_dtype, channels_last, check=False)
+        f_all[s:e], g = f[:m], g[:m]
         ok &= torch.isfinite(g).all()  # no host sync inside the loop: checked once below
         add_flat(attr, w, s, g * vel)
     check_finite(ok)
-    return attr
+    return attr, f_all.view(len(nodes), b)
 
 
 def attribute(
@@ -501,10 +503,12 @@ def attribute(
         start = P.check_baseline(x, path_kwargs.get("baseline"))
     else:
         pad = compile is not False and compile is not None and len(nodes) * x.shape[0] > batch_size
-        attr = _flat_integral(net, x, nodes, weights, target, path, output, batch_size, amp_dtype, channels_last, pad, path_kwargs)
+        attr, f_nodes = _flat_integral(net, x, nodes, weights, target, path, output, batch_size, amp_dtype, channels_last, pad, path_kwargs)
         start = P.path_function(path, **path_kwargs)(x, torch.zeros(1, dtype=torch.float64))[0][0]
+    # f(x) and f(x') in full precision: completeness is judged against the true f.  A full-precision pass
+    # that evaluated α = 0 (α = 1) already has f(x') (f(x)) and saves that forward pass.
+    full_precision = amp_dtype_of(amp_dtype) is None and path not in P.ADAPTIVE_PATHS
     with torch.no_grad():
-        # f(x) and f(x') in full precision with the eager model: completeness is judged against the true f.
-        f_in = target_output(model, x, target, output)
-        f_base = target_output(model, start, target, output)
+        f_in = f_nodes[-1] if full_precision and nodes[-1] == 1 else target_output(model, x, target, output)
+        f_base = f_nodes[0] if full_precision and nodes[0] == 0 else target_output(model, start, target, output)
     return Attribution(attr, f_in, f_base, target, n_grad)

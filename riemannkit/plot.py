@@ -27,8 +27,14 @@ def saliency_image(attr: torch.Tensor, q: float = 0.99) -> np.ndarray:
 
 
 def show_image(ax, x: torch.Tensor, title: str = "") -> None:
-    """Show a (3, H, W) [0, 1] image without axes."""
-    ax.imshow(x.detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+    """Show a (3, H, W) colour or (1, H, W) grey [0, 1] image without axes."""
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"x must be a (3, H, W) or (1, H, W) image, got shape {tuple(x.shape)}")
+    img = x.detach().clamp(0, 1).cpu()
+    if img.shape[0] == 1:
+        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(img.permute(1, 2, 0).numpy())
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 

@@ -46,8 +46,26 @@ def test_passes_are_full_across_rows_of_alphas():
     model = Counting(ConvNet())
     rk.attribute(model, _images(5), n=16, batch_size=7, target=1)
     # 80 points in passes of 7: eleven full ones and a last of 3 (rows of alphas would give 5-point
-    # passes), then f(x) and f(x') (5 images each)
-    assert model.calls == [7] * 11 + [3, 5, 5]
+    # passes), then f(x) (5 images); f(x') is f at α = 0, from the first pass
+    assert model.calls == [7] * 11 + [3, 5]
+
+
+@pytest.mark.parametrize("rule,calls", [("left", [16, 16, 4]), ("right", [16, 16, 4]), ("trapezoid", [16, 16]), ("midpoint", [16, 16, 4, 4])])
+def test_f_at_the_ends_comes_from_the_passes_when_they_evaluate_them(rule, calls):
+    model, x = Counting(ConvNet()), _images(4)
+    r = rk.attribute(model, x, rule=rule, n=8, target=1, batch_size=16)
+    assert model.calls == calls  # one extra forward for each end the rule's nodes miss
+    with torch.no_grad():
+        torch.testing.assert_close(r.f_input, I.target_output(model, x, r.target))
+        torch.testing.assert_close(r.f_baseline, I.target_output(model, torch.zeros_like(x), r.target))
+
+
+def test_mixed_precision_computes_f_at_the_ends_in_float32():
+    model, x = Counting(ConvNet()), _images(4)
+    r = rk.attribute(model, x, n=8, target=1, batch_size=32, amp_dtype="bf16")
+    assert model.calls == [32, 4, 4]
+    with torch.no_grad():
+        assert torch.equal(r.f_baseline, I.target_output(model, torch.zeros_like(x), r.target))
 
 
 @pytest.mark.parametrize("path,kw", [
@@ -139,7 +157,7 @@ def test_compile_equals_eager_and_is_cached(bs):
 def test_padded_last_pass_sends_full_passes_only():
     model, x = Counting(ConvNet()), _images(3)
     rk.attribute(model, x, n=8, target=2, batch_size=7, compile="eager")
-    assert sorted(model.calls) == [3, 3] + [7] * 4  # 24 points: three full passes and a padded fourth
+    assert sorted(model.calls) == [3] + [7] * 4  # 24 points: three full passes, a padded fourth, f(x)
 
 
 def test_bad_knobs_are_rejected_with_the_accepted_values(linear_model, images):

@@ -131,6 +131,20 @@ def test_saliency_grid(images):
         plot.saliency_grid(images, {"IG": torch.randn(1, 3, 8, 8)})
 
 
+def test_saliency_grid_grey_images_and_bad_shape():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from riemannkit import plot
+
+    grey = torch.rand(2, 1, 28, 28)
+    fig = plot.saliency_grid(grey, {"IG": torch.randn(2, 1, 28, 28)})
+    shown = fig.axes[0].get_images()[0].get_array()
+    assert shown.shape == (28, 28)  # drawn as a grey image, not as a 1-channel colour image
+    with pytest.raises(ValueError, match=r"x must be a \(3, H, W\) or \(1, H, W\) image"):
+        plot.saliency_grid(torch.rand(2, 2, 8, 8), {"IG": torch.randn(2, 2, 8, 8)})
+
+
 def test_mass_ratio(linear_model, images):
     maps = E.all_method_maps(linear_model, images, ["ig"], n=4, output="logit", target=0)
     ratio = E.mass_ratio(maps)

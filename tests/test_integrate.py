@@ -239,18 +239,18 @@ def test_each_image_alone_equals_batch(conv_model, images):
 def test_forward_calls_are_batched(conv_model, images, counting):
     model = counting(conv_model)
     a = rk.attribute(model, images, n=16, batch_size=64)
-    # predict (2 images), ONE gradient forward of 2 × 16 points, f(x) and f(x') (2 images each)
-    assert sorted(model.calls) == [2, 2, 2, 32]
+    # predict (2 images), ONE gradient forward of 2 × 16 points, f(x) (2 images); f(x') is f at α = 0
+    assert sorted(model.calls) == [2, 2, 32]
     assert a.n_gradients == 16
 
     model.calls.clear()
     rk.attribute(model, images, n=16, batch_size=8, target=1)
-    # target given: no prediction; 16 alphas × 2 images in chunks of 8 rows
-    assert sorted(model.calls) == [2, 2, 8, 8, 8, 8]
+    # target given: no prediction; 16 alphas × 2 images in passes of 8 points
+    assert sorted(model.calls) == [2, 8, 8, 8, 8]
 
     model.calls.clear()
     rk.attribute(model, images, n=5, batch_size=6, target=1)
-    assert sorted(model.calls) == [2, 2, 4, 6]  # 3 alphas, then the remaining 2
+    assert sorted(model.calls) == [2, 4, 6]  # 10 points: a full pass of 6, then the remaining 4
 
 
 def test_target_broadcast_and_mismatch(conv_model, images):
