@@ -12,7 +12,8 @@ completeness error in each dtype (bf16 = torch.autocast around the model, float3
     python benchmarks/throughput.py --steps 16 --batch-sizes 16 --dtypes fp32 bf16 --repeats 1 \\
         --out results/throughput_cpu_smoke.json        # CPU smoke test
 
-Timings exclude warm-up runs (and torch.compile's compilation); CUDA is synchronised around each run.
+Timings exclude warm-up runs (and torch.compile's compilation); CUDA is synchronised around each run;
+riemannkit's and Captum's repeats are interleaved, so a drift of the machine's speed hits both alike.
 Throughput is the number of images over the median time of the repeats.
 """
 from __future__ import annotations
@@ -116,6 +117,27 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: 
         sync(device)
         times.append(time.perf_counter() - t0)
     return times, out
+
+
+def timed_pair(fa: Callable[[], object], fb: Callable[[], object], device: torch.device, repeats: int, warmup: int):
+    """:func:`timed` for two functions with their repeats interleaved (a, b, a, b, ...), so that a drift of
+    the machine's speed (other load, clocks) hits both alike; returns (times_a, out_a, times_b, out_b)."""
+    oa = ob = None
+    for _ in range(warmup):
+        oa, ob = fa(), fb()
+    sync(device)
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, ts in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            out = fn()
+            sync(device)
+            ts.append(time.perf_counter() - t0)
+            if fn is fa:
+                oa = out
+            else:
+                ob = out
+    return ta, oa, tb, ob
 
 
 def bare_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str) -> Callable[[], torch.Tensor]:
@@ -249,9 +271,20 @@ def main() -> None:
                             print(f"  {method} n={n} layout={layout}", flush=True)
                             fn = idgi_attribute if use_idgi else I.attribute
                             kw = {} if use_idgi else {"rule": "left"}
+                            run_rk = lambda: fn(m, x, path, n=n, target=target, output=args.output, batch_size=bs, **knobs, **kw)  # noqa: E731
+                            with_captum = ig is not None and method == "ig" and n > 1
+                            run_captum = lambda: ig.attribute(x, target=target, n_steps=n, method="riemann_left", internal_batch_size=bs)  # noqa: E731
+                            captum_result = None
                             try:
-                                times, r = timed(lambda: fn(m, x, path, n=n, target=target, output=args.output, batch_size=bs, **knobs, **kw),
-                                                 device, args.repeats, args.warmup)
+                                if with_captum:
+                                    try:
+                                        times, r, ct, ca = timed_pair(run_rk, run_captum, device, args.repeats, args.warmup)
+                                        captum_result = (ct, ca)
+                                    except Exception as err:  # Captum failed: time riemannkit alone
+                                        captum_result = err
+                                        times, r = timed(run_rk, device, args.repeats, args.warmup)
+                                else:
+                                    times, r = timed(run_rk, device, args.repeats, args.warmup)
                             except Exception as err:
                                 failures.append({"model": model_name, "method": method, "n": n, "batch_size": bs, "dtype": dtype,
                                                  "layout": layout, "error": error_text(err)})
@@ -274,16 +307,14 @@ def main() -> None:
                                 fp32_attr[key] = r.attr.detach()
                             elif key in fp32_attr:
                                 row["attr_rel_l2_vs_fp32"] = rel_l2(r.attr, fp32_attr[key])
-                            if ig is not None and method == "ig" and n > 1:
-                                try:
-                                    ct, ca = timed(lambda: ig.attribute(x, target=target, n_steps=n, method="riemann_left",
-                                                                        internal_batch_size=bs), device, args.repeats, args.warmup)
-                                    row["captum_images_per_s"] = args.images / statistics.median(ct)
-                                    row["captum_times_s"] = ct
-                                    row["rk_vs_captum"] = rk / row["captum_images_per_s"]
-                                    row["captum_attr_rel_l2"] = rel_l2(r.attr, ca)  # same nodes: should be float noise
-                                except Exception as err:
-                                    row["captum_error"] = error_text(err)
+                            if isinstance(captum_result, BaseException):
+                                row["captum_error"] = error_text(captum_result)
+                            elif captum_result is not None:
+                                ct, ca = captum_result  # timed interleaved with riemannkit's repeats
+                                row["captum_images_per_s"] = args.images / statistics.median(ct)
+                                row["captum_times_s"] = ct
+                                row["rk_vs_captum"] = rk / row["captum_images_per_s"]
+                                row["captum_attr_rel_l2"] = rel_l2(r.attr, ca)  # same nodes: should be float noise
                             rows.append(row)
         del model
         if device.type == "cuda":

@@ -80,17 +80,24 @@ def _gauss_kernels(sigmas: torch.Tensor, radius: int) -> tuple[torch.Tensor, tor
     return torch.where(zero, delta, k), torch.where(zero, torch.zeros_like(dk), dk)
 
 
+def _band(k: torch.Tensor, n: int) -> torch.Tensor:
+    """(S, n, n) matrices M_s with M_s[i, j] = k_s[j − i + r] where |j − i| ≤ r, else 0: multiplying by M_s
+    convolves a length-n signal with the symmetric kernel k_s (S, 2r+1) under zero padding ('constant')."""
+    r = k.shape[1] // 2
+    i = torch.arange(n, device=k.device)
+    d = i.view(1, -1) - i.view(-1, 1) + r
+    inside = (d >= 0) & (d <= 2 * r)
+    return k[:, d.clamp(0, 2 * r)] * inside
+
+
 def _separable(img: torch.Tensor, kh: torch.Tensor, kw: torch.Tensor) -> torch.Tensor:
-    """Convolve (A, N, H, W) images with per-A kernels kh, kw (A, K), zero padding ('constant')."""
-    a, n, h, w = img.shape
-    kk = kh.shape[1]
-    r = kk // 2
-    flat = img.reshape(1, a * n, h, w)
-    wh = kh.repeat_interleave(n, 0).view(a * n, 1, kk, 1)
-    ww = kw.repeat_interleave(n, 0).view(a * n, 1, 1, kk)
-    out = F.conv2d(F.pad(flat, (0, 0, r, r)), wh, groups=a * n)
-    out = F.conv2d(F.pad(out, (r, r, 0, 0)), ww, groups=a * n)
-    return out.view(a, n, h, w)
+    """Convolve (A, N, H, W) images with per-A kernels kh, kw (A, K) under zero padding ('constant').
+
+    As banded matrices, M_h · X · M_wᵀ: two dense matrix products, far faster than a depthwise
+    convolution with hundreds of taps (BlurIG's σ = 50 px kernels)."""
+    h, w = img.shape[-2:]
+    cols = torch.matmul(img, _band(kw, w).transpose(1, 2).unsqueeze(1))  # blurred along W
+    return torch.matmul(_band(kh, h).unsqueeze(1), cols)
 
 
 def gaussian_blur(
@@ -110,9 +117,13 @@ def gaussian_blur(
     radius = min(full, max(h, w) - 1)
     k, dk = _gauss_kernels(sigmas, full)
     k, dk = k[:, full - radius : full + radius + 1], dk[:, full - radius : full + radius + 1]
-    img = x.reshape(1, b * c, h, w).expand(len(sigmas), -1, -1, -1)
-    blurred = _separable(img, k, k)
-    dblurred = _separable(img, dk, k) + _separable(img, k, dk)
+    img = x.reshape(b * c, h, w)
+    # One product along W per kernel, shared by the blur and its σ-derivative (d/dσ (K X Kᵀ) = K' X Kᵀ + K X K'ᵀ).
+    mh_k, mh_dk = _band(k, h).unsqueeze(1), _band(dk, h).unsqueeze(1)
+    x_k = torch.matmul(img.unsqueeze(0), _band(k, w).transpose(1, 2).unsqueeze(1))
+    x_dk = torch.matmul(img.unsqueeze(0), _band(dk, w).transpose(1, 2).unsqueeze(1))
+    blurred = torch.matmul(mh_k, x_k)
+    dblurred = torch.matmul(mh_dk, x_k) + torch.matmul(mh_k, x_dk)
     shape = (len(sigmas), b, c, h, w)
     return blurred.reshape(shape), dblurred.reshape(shape)
 
