@@ -143,7 +143,7 @@ for f in sorted(glob.glob("../results/blur_path_*.json")):
     rec = json.loads(pathlib.Path(f).read_text())
     pv = rec["provenance"]
     display(Markdown(f"**`{pathlib.Path(f).name}`** (BlurIG's path alone): {pv['device']}, torch {pv['torch']}, "
-                     f"commit {pv['git_commit']}, {pv['date']}; command: `{pv['command']}`\n\n" + rec["table_markdown"]))
+                     f"commit {pv['git_commit']}, {pv['date']}; command: `{pv['command']}`\\n\\n" + rec["table_markdown"]))
     stored.append(f)
 if not any("cuda" in f for f in stored):
     display(Markdown("*No GPU run is stored yet: the machines that built this book had no GPU. "
