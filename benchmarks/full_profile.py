@@ -1,7 +1,7 @@
 """Run the benchmark chapters with ``profile="full"`` (a GPU job) and store each run's tables under results/.
 
 Each chapter runs once per model (idgi_models compares the three models in one run) with papermill, with
-``save_results=True`` and ``results_file=../results/<chapter>_full_<model>.json``; the record holds the
+``save_results=True`` and ``results_file=<chapter>_full_<model>.json``; the record holds the
 chapter's tables (Markdown), its provenance (command, commit, device, torch/CUDA versions, date) and its
 wall time, and the chapter's "Full-profile runs" section renders every committed record.
 
@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--executed", default="/tmp/full_profile", help="folder for the executed notebooks")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    ap.add_argument("--overwrite", action="store_true", help="replace results files that exist (stored runs are evidence)")
     args = ap.parse_args()
     import papermill
 
@@ -44,8 +45,9 @@ def main() -> None:
     for chapter in args.chapters:
         jobs = [(m, {"model": m}) for m in args.models] if chapter in PER_MODEL else [("all", {"models": args.models})]
         for tag, params in jobs:
-            results_file = f"../results/{chapter}_full_{tag}.json"
-            params = {**params, "profile": "full", "device": args.device, "save_results": True, "results_file": results_file}
+            results_file = f"{chapter}_full_{tag}.json"
+            params = {**params, "profile": "full", "device": args.device, "save_results": True, "results_file": results_file,
+                      "overwrite": args.overwrite}
             print(f"{chapter} [{tag}] ...", flush=True)
             t0 = time.time()
             status = "ok"
@@ -62,7 +64,7 @@ def main() -> None:
     record = {"benchmark": "full_profile", "provenance": E.provenance(command="python " + " ".join(sys.argv), device=args.device if args.device != "auto" else None),
               "runs": runs}
     print(json.dumps(runs, indent=1))
-    E.save_json(ROOT / "results" / "full_profile_runs.json", record)
+    E.save_json(ROOT / "results" / "full_profile_runs.json", record, overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

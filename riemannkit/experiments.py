@@ -21,6 +21,32 @@ from . import evaluation as EV
 from .idgi import path_and_idgi  # noqa: F401  (re-exported for the chapters)
 
 
+# The repository's results folder, found from this file so that a chapter run from any working directory
+# (papermill from the repository root, JupyterLab, the book build) reads and writes the same files.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "results"
+
+
+def results_path(name: str | Path) -> Path:
+    """Absolute path of ``name`` inside the repository's ``results/`` folder (refuses paths outside it)."""
+    if not isinstance(name, (str, Path)) or str(name).strip() == "":
+        raise ValueError(f"results file name={name!r} must be a non-empty file name inside results/, e.g. 'idgi_quick.json'")
+    rel = Path(name)
+    # Older papermill commands passed '../results/x.json' (relative to notebooks/): accept that spelling.
+    parts = rel.parts
+    for prefix in (("..", "results"), ("results",)):
+        if parts[: len(prefix)] == prefix:
+            rel = Path(*parts[len(prefix):]) if len(parts) > len(prefix) else Path()
+            break
+    p = (RESULTS_DIR / rel).resolve() if not rel.is_absolute() else rel.resolve()
+    if p == RESULTS_DIR or RESULTS_DIR not in p.parents:
+        raise ValueError(
+            f"results file name={str(name)!r} resolves to {str(p)!r}, outside the repository's results folder "
+            f"{str(RESULTS_DIR)!r}; pass a file name inside it, e.g. 'idgi_quick.json'"
+        )
+    return p
+
+
 def provenance(command: str | None = None, device: torch.device | str | None = None) -> dict:
     """Where a number came from: command, git commit, device, versions, date."""
     try:
@@ -46,8 +72,8 @@ def provenance(command: str | None = None, device: torch.device | str | None = N
     }
 
 
-def save_json(file: str | Path, record: dict) -> Path:
-    """Write ``record`` as indented JSON (numpy values converted), creating folders."""
+def save_json(file: str | Path, record: dict, overwrite: bool = False) -> Path:
+    """Write ``record`` as indented JSON (numpy values converted), creating folders; never replaces a file unless ``overwrite``."""
     def convert(o):
         if isinstance(o, (np.floating, np.integer)):
             return o.item()
@@ -56,9 +82,21 @@ def save_json(file: str | Path, record: dict) -> Path:
         raise TypeError(f"cannot store {type(o).__name__} in JSON")
 
     p = Path(file)
+    refuse_overwrite(p, overwrite)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(record, indent=1, default=convert))
     return p
+
+
+def refuse_overwrite(file: Path, overwrite: bool) -> None:
+    """Raise FileExistsError when ``file`` exists and ``overwrite`` is not True (stored runs are evidence)."""
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite={overwrite!r} must be True or False")
+    if file.exists() and not overwrite:
+        raise FileExistsError(
+            f"{str(file)!r} exists and would be replaced; pass overwrite=True (papermill: -p overwrite True) "
+            f"to replace it, or choose a new file name"
+        )
 
 
 # The benchmark chapters' profiles.  'quick' (the default) is each chapter's own parameters cell, sized for a
@@ -91,7 +129,7 @@ def apply_profile(chapter: str, profile: str, namespace: dict) -> dict:
     return settings
 
 
-def stored_full_runs(chapter: str, folder: str | Path = "../results") -> list[dict]:
+def stored_full_runs(chapter: str, folder: str | Path = RESULTS_DIR) -> list[dict]:
     """The committed full-profile records of ``chapter`` (``<chapter>_full_*.json`` in ``folder``), by name."""
     return [json.loads(f.read_text()) | {"file": f.name} for f in sorted(Path(folder).glob(f"{chapter}_full_*.json"))]
 
@@ -113,7 +151,7 @@ def shown_tables() -> list[str]:
     return _SHOWN
 
 
-def render_full_runs(chapter: str, folder: str | Path = "../results") -> int:
+def render_full_runs(chapter: str, folder: str | Path = RESULTS_DIR) -> int:
     """Display the committed full-profile runs of ``chapter``: provenance, then the tables they showed; returns their number."""
     from IPython.display import Markdown, display
 

@@ -292,8 +292,17 @@ def linear_schedule(n: int) -> np.ndarray:
     return np.arange(int(n)) / int(n)
 
 
-def save_schedule(file: str | Path, alphas, *, model: str, path: str, k: int, m: int, grid, gprime, **extra) -> None:
-    """Write a schedule and the |g'| estimate it came from as JSON."""
+def save_schedule(
+    file: str | Path, alphas, *, model: str, path: str, k: int, m: int, grid, gprime, overwrite: bool = False, **extra
+) -> None:
+    """Write a schedule and the |g'| estimate it came from as JSON; never replaces a file unless ``overwrite``."""
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite={overwrite!r} must be True or False")
+    if Path(file).exists() and not overwrite:
+        raise FileExistsError(
+            f"schedule file {str(file)!r} exists and would be replaced; pass overwrite=True to replace it, "
+            f"or choose a new file name"
+        )
     a = I.check_alphas(alphas).numpy()
     record = {
         "model": model,
@@ -317,11 +326,19 @@ def load_schedule(file: str | Path) -> dict:
     p = Path(file)
     if not p.is_file():
         raise FileNotFoundError(f"schedule file {str(p)!r} does not exist")
-    record = json.loads(p.read_text())
+    try:
+        record = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"schedule file {str(p)!r} is not valid JSON ({err}); rewrite it with save_schedule") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"schedule file {str(p)!r} holds a {type(record).__name__}, not a schedule record")
     missing = {"model", "path", "k", "m", "n", "alphas"} - set(record)
     if missing:
         raise ValueError(f"schedule file {str(p)!r} lacks {sorted(missing)}")
-    record["alphas"] = I.check_alphas(record["alphas"]).numpy()
+    try:
+        record["alphas"] = I.check_alphas(record["alphas"]).numpy()
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"schedule file {str(p)!r}: {err}") from None
     if len(record["alphas"]) != record["n"]:
         raise ValueError(f"schedule file {str(p)!r}: n={record['n']} but {len(record['alphas'])} alphas")
     return record

@@ -15,7 +15,8 @@ device = "auto"
 batch_size = 512
 seed = 0
 save_results = False
-results_file = "../results/adaptive_quick.json"''')
+results_file = "adaptive_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# Adaptive paths and IDGI under a schedule
@@ -41,7 +42,10 @@ $\alpha$:
 baseline, Guided IG with PAIR's defaults. Insertion starts from a black image (the Fashion-MNIST
 background), ranks pixels by the signed map, and scores the mean probability (AUC).'''))
 cells.append(code('''import sys, pathlib
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
@@ -119,7 +123,7 @@ cells.append(code('''record = {
     "insertion_range": {f"{a}/{b}": v for (a, b), v in sens.items()},
 }
 if save_results:
-    print("wrote", E.save_json(results_file, record))'''))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))'''))
 cells.append(md(r'''## Reading
 
 Numbers quoted here come from the quick run (the defaults above) and, for n = 128, from the full run

@@ -16,7 +16,8 @@ blur_max_sigma = 6.0           # BlurIG's σ at α = 0: PAIR's 50 px for 224-px 
 device = "auto"
 batch_size = 512
 save_results = False
-results_file = "../results/augmentation_quick.json"''')
+results_file = "augmentation_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# Training augmentation moves the integrand
@@ -44,7 +45,10 @@ thread). $f$ is the softmax probability of the predicted class; IG starts from a
 from a Gaussian blur of $\sigma$ = `blur_max_sigma` pixels. Algorithm 1 runs on the first `n_calib`
 test images; the completeness errors are measured on the next `n_eval`.'''))
 cells.append(code('''import sys, pathlib
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
@@ -141,7 +145,7 @@ cells.append(code('''record = {
                for (a, s, p_), r in study.items()},
 }
 if save_results:
-    print("wrote", E.save_json(results_file, record))'''))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))'''))
 cells.append(md(r'''## Reading
 
 The table above is this run's measurement. A fuller run (three seeds per augmentation, 64 + 64 images;

@@ -51,7 +51,10 @@ import json
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repository root; harmless when riemannkit is installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -61,7 +64,7 @@ from scipy import integrate
 from scipy.special import expit  # the logistic sigmoid σ
 
 import riemannkit as rk
-from riemannkit import schedule as S
+from riemannkit import experiments as E, schedule as S
 
 if isinstance(n_values, str):  # papermill's -p passes a list as its text
     n_values = ast.literal_eval(n_values)
@@ -861,7 +864,7 @@ the linear schedule (values below 1 are better than linear).
 
 code(
     r'''
-curve_dir = pathlib.Path("..") / "results" / "schedules"
+curve_dir = E.RESULTS_DIR / "schedules"
 stored = {}
 rows = ["| path | $n$ | schedule | $B$/linear | $F$/linear | $S$/linear | largest interval |", "|---|---:|---|---:|---:|---:|---:|"]
 for path_name in ("ig", "blurig", "guidedig"):
@@ -902,7 +905,7 @@ curves (`chelsea`, `coffee`), $n=16$ and $32$, the schedules fitted to the store
 
 code(
     r'''
-real_file = pathlib.Path("..") / "results" / "error_bound_real_cpu.json"
+real_file = E.RESULTS_DIR / "error_bound_real_cpu.json"
 
 
 def real_schedules(n):

@@ -19,7 +19,8 @@ device = "auto"
 batch_size = 512
 seed = 0
 save_results = False
-results_file = "../results/generalisation_quick.json"''')
+results_file = "generalisation_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# Do the points generalise?
@@ -46,7 +47,10 @@ from black, BlurIG from a blur of $\sigma$ = `blur_max_sigma` pixels. The error 
 relative completeness error $|\sum \mathrm{attr} - \Delta f| / |\Delta f|$ on `n_eval` held-out
 images, with $n$ points per schedule.'''))
 cells.append(code('''import sys, pathlib
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
@@ -153,7 +157,7 @@ cells.append(code('''record = {
     "by_m": {p_: {str(m): r for m, r in d.items()} for p_, d in by_m.items()},
 }
 if save_results:
-    print("wrote", E.save_json(results_file, record))'''))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))'''))
 cells.append(md(r'''## Reading
 
 Numbers quoted here are those of the quick run (the defaults above, on the 2-core CPU that builds this

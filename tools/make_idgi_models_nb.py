@@ -19,7 +19,8 @@ reduce = "sum"                 # pixel ranking: signed channel sum (the study) o
 batch_size = 16                # 16 is fastest on a 2-core CPU; raise it on a GPU
 seed = 0
 save_results = False
-results_file = "../results/idgi_models_quick.json"''')
+results_file = "idgi_models_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# IDGI across models
@@ -66,7 +67,10 @@ columns here are the ImageNet-trained **EfficientNet-Lite0, Lite1 and Lite2** (w
 the images are **real photos shipped in scikit-image, scikit-learn and matplotlib**. With a network,
 `-y "models: [inception_v3, resnet152]" -p images /path/to/imagenet/val` runs the original setting.'''))
 cells.append(code('''import sys, pathlib
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 
 import math
 import matplotlib.pyplot as plt
@@ -187,7 +191,7 @@ cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.sho
           "pic_start": pic_start, "min_pred_value": min_pred_value, "reduce": reduce,
           "path_kwargs": EV.STUDY_PATH_KWARGS, "results": results, "idgi_better": verdict}
 if save_results:
-    print("wrote", E.save_json(results_file, record))'''))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))'''))
 cells.append(md(r'''## Full-profile runs
 
 The tables above come from the quick run this page executed (its parameters cell). The full profile

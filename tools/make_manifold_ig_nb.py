@@ -22,7 +22,8 @@ attack_steps = 40
 attack_n = 16             # IG nodes inside the attack's differentiable IG
 seed = 0
 save_results = False
-results_file = "../results/manifold_ig_quick.json"''')
+results_file = "manifold_ig_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# Manifold Integrated Gradients: integrating along the data manifold
@@ -87,9 +88,12 @@ figure joins pairs of test images instead.
 **Full run.** The quick profile above takes a few minutes on one CPU thread with an empty cache. A
 larger run: `papermill manifold_ig.ipynb out.ipynb -p vae_epochs 10 -p vae_limit None -p clf_epochs 5
 -p n_images 24 -p geo_steps 300 -p geo_lr 0.02 -p attack_steps 100 -p save_results True
--p results_file ../results/manifold_ig_full.json`.'''))
+-p results_file manifold_ig_full.json`.'''))
 cells.append(code('''import sys, pathlib, time
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -385,7 +389,7 @@ record = {
     "seconds": round(t_total, 1),
 }
 if save_results:
-    print("wrote", E.save_json(results_file, record))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))
 print(f"chapter computed in {t_total:.0f} s")'''))
 cells.append(md(r'''## What this chapter checks
 

@@ -44,7 +44,10 @@ This chapter checks on this machine that the pass size does not change the attri
 mixed precision does to the completeness error, and renders every stored benchmark run. The accuracy
 per gradient evaluation of each rule and schedule is the subject of the chapter *Which schedule?*.'''))
 cells.append(code('''import sys, pathlib
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 
 import glob
 import json
@@ -123,7 +126,7 @@ cells.append(md(r'''## Stored benchmark runs
 
 Every `results/throughput_*.json` (and `blur_path_*.json`) is rendered here with its provenance: the command, the commit, the
 device and the date it ran. The verdict lines compare each row with the two targets.'''))
-cells.append(code('''stored = sorted(glob.glob("../results/throughput_*.json"))
+cells.append(code('''stored = sorted(glob.glob(str(E.RESULTS_DIR / "throughput_*.json")))
 verdicts = []
 for f in stored:
     rec = json.loads(pathlib.Path(f).read_text())
@@ -139,7 +142,7 @@ lines = ["| run | model | method | n | batch | dtype | rk/(limit/n) ≥ 0.9? | r
 yn = lambda v, t: "—" if v is None else (f"{v:.2f} yes" if v >= t else f"{v:.2f} no")
 lines += [f"| {a} | {b} | {c} | {d} | {e} | {g} | {yn(h, 0.9)} | {yn(i, 1.5)} |" for a, b, c, d, e, g, h, i in verdicts]
 display(Markdown("\\n".join(lines)))
-for f in sorted(glob.glob("../results/blur_path_*.json")):
+for f in sorted(glob.glob(str(E.RESULTS_DIR / "blur_path_*.json"))):
     rec = json.loads(pathlib.Path(f).read_text())
     pv = rec["provenance"]
     display(Markdown(f"**`{pathlib.Path(f).name}`** (BlurIG's path alone): {pv['device']}, torch {pv['torch']}, "

@@ -17,7 +17,8 @@ paths = ["ig", "blurig", "guidedig"]
 batch_size = 16                # 16 is fastest on a 2-core CPU; raise it on a GPU
 seed = 0
 save_results = False
-results_file = "../results/riemannopt_table1_quick.json"''')
+results_file = "riemannopt_table1_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# RiemannOpt: where to put the gradient evaluations
@@ -49,7 +50,10 @@ $|g'|$ over each interval ($\xi_i$ can be anywhere in it): rows marked "sup boun
 never judged by a bound: the table below reports each schedule's real completeness error
 $|\sum_i \mathrm{attr}_i - (f(x) - f(x'))| \,/\, |f(x) - f(x')|$.'''))
 cells.append(code('''import sys, pathlib
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 
 import json
 import matplotlib.pyplot as plt
@@ -124,7 +128,7 @@ integral along any path must). The left rule is: Guided IG chooses which feature
 |gradient| *at the start of the step*, so the gradient at the left point is systematically unlike the
 gradient along the step, and that bias does not shrink as the steps do. The stored run of
 `benchmarks/gig_left_bias.py` below measures both errors.'''))
-cells.append(code('''bias = pathlib.Path("../results/gig_left_bias.json")
+cells.append(code('''bias = E.results_path("gig_left_bias.json")
 if bias.is_file():
     rec = json.loads(bias.read_text())
     lines = ["| n | image | left-rule error | GL4-per-segment error |", "|---:|---|---:|---:|"]
@@ -161,11 +165,11 @@ cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.sho
                   for p, s in schedules.items()},
 }
 if save_results:
-    print("wrote", E.save_json(results_file, record))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))
     # The points are computed once per model and path and reused: store them as schedule files.
     for p, s in schedules.items():
         for n, a in s["alphas"].items():
-            rk.save_schedule(f"../results/schedules/{model}_{p}_n{n}.json", a, model=model, path=p, k=k,
+            rk.save_schedule(E.results_path(f"schedules/{model}_{p}_n{n}.json"), a, model=model, path=p, k=k, overwrite=overwrite,
                              m=n_calib, grid=s["grid"], gprime=s["gprime"], images=calib_names)'''))
 cells.append(md(r'''## Full-profile runs
 
@@ -179,7 +183,7 @@ cells.append(md(r'''## A larger run, stored with its provenance
 The table above is the quick run this page executed. The next cell shows the stored result of a larger
 run of this same notebook (more photos, the 128-step column, a finer Algorithm 1 grid), made with the
 command recorded in it.'''))
-cells.append(code('''stored = pathlib.Path("../results/riemannopt_table1_cpu.json")
+cells.append(code('''stored = E.results_path("riemannopt_table1_cpu.json")
 if stored.is_file():
     rec = json.loads(stored.read_text())
     st = [int(n) for n in rec["steps"]]

@@ -20,7 +20,8 @@ fashion_n = 20                 # Fashion-MNIST test images
 batch_size = 16
 seed = 0
 save_results = False
-results_file = "../results/samp_quick.json"''')
+results_file = "samp_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# SAMP: choosing the path by the Concentration Principle
@@ -85,7 +86,10 @@ number of gradient evaluations is $n$ per direction. (4) $f$ is the softmax prob
 book (the reference explains logits). **SAMP++** is not implemented: we could not establish its definition
 from public material.'''))
 cells.append(code('''import json, sys, pathlib, time
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -218,8 +222,8 @@ cells.append(md(r'''## A stored, larger run
 
 The same cells with four photos and 100 Fashion-MNIST test images
 (`papermill samp.ipynb out.ipynb -y "photos: [chelsea, coffee, astronaut, rocket]" -p fashion_n 100
--p save_results True -p results_file ../results/samp_4photos_100fashion_cpu.json`), read from its results file.'''))
-cells.append(code('''stored_file = pathlib.Path("../results/samp_4photos_100fashion_cpu.json")
+-p save_results True -p results_file samp_4photos_100fashion_cpu.json`), read from its results file.'''))
+cells.append(code('''stored_file = E.results_path("samp_4photos_100fashion_cpu.json")
 if stored_file.is_file():
     stored = json.loads(stored_file.read_text())
     as_t = lambda tab: {k_: {m: torch.tensor(v) for m, v in r.items()} for k_, r in tab.items()}
@@ -253,7 +257,7 @@ record = {
     "seconds": elapsed,
 }
 if save_results:
-    print("wrote", E.save_json(results_file, record))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))
 print(f"chapter ran in {elapsed:.0f} s")'''))
 cells.append(md(r'''## What this chapter checks
 

