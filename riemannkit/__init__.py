@@ -1,4 +1,5 @@
 """riemannkit: accurate path-integral attributions (IG, BlurIG, Guided IG, SAMP, Manifold IG) for fewer gradient calls."""
+from . import manifold as _manifold  # noqa: F401  (registers the "manifold" path first)
 from .idgi import idgi_attribute
 from .integrate import RULES, Attribution, attribute, rule_nodes, schedule_nodes, schedule_weights
 from .metrics import completeness_error, completeness_error_pooled

@@ -57,6 +57,11 @@ def load_images(
     source: str = "shipped", size: int = 224, names: list[str] | None = None, limit: int | None = None
 ) -> tuple[torch.Tensor, list[str]]:
     """Return ``(images, names)``: the shipped photos (``source='shipped'``) or an image folder path."""
+    from .validate import check_count
+
+    size = check_count(size, "size")
+    if limit is not None:
+        limit = check_count(limit, "limit")  # a negative limit would silently drop photos from the end
     if source == "shipped":
         chosen = list(names) if names is not None else list(SHIPPED)
         bad = [n for n in chosen if n not in SHIPPED]

@@ -21,6 +21,7 @@ from . import integrate as I
 from . import metrics as M
 from . import paths as P
 from .idgi import path_and_idgi, path_and_idgi_schedules  # noqa: F401  (re-exported)
+from . import validate as V
 
 METHODS = ("ig", "ig+idgi", "blurig", "blurig+idgi", "guidedig", "guidedig+idgi", "samp", "samp+idgi")
 # The row order of the IDGI reproducibility study's Tables 1–3.
@@ -78,6 +79,7 @@ def _check_path_kwargs(path_kwargs: Mapping[str, Mapping] | None) -> dict:
     return path_kwargs
 
 
+@V.evaluates_model
 def method_maps(
     model: nn.Module,
     x: torch.Tensor,
@@ -97,7 +99,7 @@ def method_maps(
     """
     names = _check_methods(methods)
     path_kwargs = _check_path_kwargs(path_kwargs)
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     out: dict[str, I.Attribution] = {}
     for path in dict.fromkeys(parse_method(m)[0] for m in names):
         plain, idgi = path_and_idgi(
@@ -107,9 +109,10 @@ def method_maps(
     return {m: out[m] for m in names}
 
 
+@V.evaluates_model
 def gradient_x_input(model: nn.Module, x: torch.Tensor, target=None, output: str = "prob", batch_size: int = 64) -> I.Attribution:
     """Gradient × input, ∇f(x) ⊙ x (a one-point rule of IG from a black baseline; f_baseline = f(0))."""
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     g = I.batched_gradients(model, x, target, output, batch_size)
     return I.Attribution(g * x, *_f_input_and_black(model, x, target, output), target, 1)
 
@@ -120,6 +123,7 @@ def _f_input_and_black(model: nn.Module, x: torch.Tensor, target: torch.Tensor, 
         return I.target_output(model, x, target, output), I.target_output(model, torch.zeros_like(x), target, output)
 
 
+@V.evaluates_model
 def smoothgrad(
     model: nn.Module, x: torch.Tensor, n: int = 16, noise: float = 0.15, target=None, output: str = "prob",
     batch_size: int = 64, seed: int = 0,
@@ -131,7 +135,7 @@ def smoothgrad(
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not (math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     gen = torch.Generator().manual_seed(int(seed))
     span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, *([1] * (x.ndim - 1)))
     total = torch.zeros_like(x)
@@ -142,6 +146,7 @@ def smoothgrad(
     return I.Attribution(total / n, *_f_input_and_black(model, x, target, output), target, int(n))
 
 
+@V.evaluates_model
 def sweep_maps(
     model: nn.Module,
     x: torch.Tensor,
@@ -158,7 +163,7 @@ def sweep_maps(
     names = _check_methods(methods)
     steps = _check_steps(n_steps)
     path_kwargs = _check_path_kwargs(path_kwargs)
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     out: dict[int, dict[str, I.Attribution]] = {n: {} for n in steps}
     for path in dict.fromkeys(parse_method(m)[0] for m in names):
         if schedules is None:
@@ -275,6 +280,7 @@ def _score_group(
                 table[name][f"{kind}_{info}"] = _score(value, res.auc, n_valid, curve)
 
 
+@V.evaluates_model
 def metric_table(
     model: nn.Module,
     x: torch.Tensor,
@@ -322,7 +328,7 @@ def metric_table(
     if target is None:
         given = [m.target for m in maps.values() if isinstance(m, I.Attribution)]
         target = given[0] if given else None
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     b = x.shape[0]
     sal = []
     for name in names:
@@ -347,6 +353,7 @@ def metric_table(
     return table
 
 
+@V.evaluates_model
 def step_sweep(
     model: nn.Module,
     x: torch.Tensor,
@@ -364,7 +371,7 @@ def step_sweep(
     'completeness' is reported for the plain methods only: IDGI's error is 0 by construction.
     ``metric_kwargs`` go to :func:`metric_table` (``steps`` = insertion/deletion points, insertion_start, reduce, …).
     """
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     maps = sweep_maps(model, x, methods, n_steps, schedules, target, batch_size=batch_size, path_kwargs=path_kwargs)
     out = {}
     for n, m in maps.items():

@@ -287,7 +287,7 @@ def jpeg_stability_table(
     b = x.shape[0]
     xq = M._to_uint8(x).to(x.dtype) / 255
     xj = M.jpeg_round_trip(xq, int(quality))
-    _, target = I._prepare(model, xq, target, batch_size)
+    _, target = I.prepare(model, xq, target, batch_size)
     both = torch.cat([xq, xj])
     maps = all_method_maps(model, both, paths, n, target.repeat(2), output, batch_size, path_kwargs)
     table = {}
@@ -368,7 +368,7 @@ def cross_device_difference(
         raise ValueError(f"devices must name two devices, got {devices!r}")
     x = x.detach().cpu()
     if target is None:
-        _, target = I._prepare(model, x, None, batch_size)
+        _, target = I.prepare(model, x, None, batch_size)
     target = torch.as_tensor(target).cpu()
     maps = []
     for d in devices:
@@ -403,7 +403,7 @@ def response_along_path(
     model: nn.Module, x: torch.Tensor, path: str, alphas, target=None, output: str = "prob", batch_size: int = 64, **path_kwargs
 ) -> torch.Tensor:
     """f(γ(α)) of shape (A, B) at each α of a closed-form path ('ig', 'blurig'), for each image's target."""
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     a = torch.as_tensor(alphas, dtype=torch.float64)
     fn = P.path_function(path, **path_kwargs)
     per = max(1, batch_size // x.shape[0])
@@ -619,7 +619,7 @@ def guided_polyline(
     """Guided IG's path on K linear steps as knots (K+1, B, C, H, W) from the baseline to ``x`` (K gradients)."""
     if int(K) != K or K < 1:
         raise ValueError(f"K must be a positive integer, got {K!r}")
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     grads, deltas = P.guided_ig(
         lambda pts: I.batched_gradients(model, pts, target, output, batch_size),
         x, I.rule_nodes("left", int(K))[0], **gig_kwargs,
@@ -634,7 +634,7 @@ def polyline_attribute(
 ) -> I.Attribution:
     """∫ ∇f(γ) ⊙ γ' along the polyline through ``knots`` (K+1, B, …) at α = j/K, by a rule (on a schedule's partition
     when ``alphas`` is given, as :func:`riemannkit.attribute`)."""
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     knots = knots.to(x)
     if knots.ndim != x.ndim + 1 or knots.shape[1:] != x.shape or knots.shape[0] < 2:
         raise ValueError(f"knots must be (K+1, *x.shape) with K >= 1, got {tuple(knots.shape)} for x {tuple(x.shape)}")

@@ -32,6 +32,7 @@ from torch import nn
 
 from . import integrate as I
 from . import paths as P
+from . import validate as V
 
 GUIDED_KWARGS = P.ADAPTIVE_PATHS["guidedig"].kwargs
 
@@ -78,6 +79,7 @@ def _warn_lost(lost: torch.Tensor) -> None:
         )
 
 
+@V.evaluates_model
 def path_and_idgi(
     model: nn.Module,
     x: torch.Tensor,
@@ -103,6 +105,7 @@ def path_and_idgi(
     )[0]
 
 
+@V.evaluates_model
 def path_and_idgi_schedules(
     model: nn.Module,
     x: torch.Tensor,
@@ -132,7 +135,7 @@ def path_and_idgi_schedules(
         raise ValueError("schedules must be a non-empty list of schedules (each a sorted 1-D sequence of alphas)")
     nodes = [I.check_alphas(a) for a in schedules]
     I.amp_dtype_of(amp_dtype)
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     net = I.engine_model(model, channels_last, compile)
     engine = dict(amp_dtype=amp_dtype, channels_last=channels_last)
     total = max(len(a) for a in nodes) * x.shape[0]
@@ -213,6 +216,7 @@ def path_and_idgi_schedules(
     return out
 
 
+@V.evaluates_model
 def idgi_attribute(
     model: nn.Module,
     x: torch.Tensor,

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from . import paths as P
+from . import validate as V
 
 RULES = ("left", "right", "midpoint", "trapezoid", "gausslegendre")
 OUTPUTS = ("prob", "logit")
@@ -32,14 +33,26 @@ class Attribution(NamedTuple):
     n_gradients: int  # gradient evaluations per image
 
 
+# The largest n a rule accepts: past these a request is a typo, not an experiment (Gauss–Legendre's nodes come
+# from an n × n eigenproblem, and its nodes stop improving in float64 long before).
+MAX_NODES = (100_000, 4096)
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
 def rule_nodes(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes and weights (float64) of a quadrature rule with ``n`` gradient evaluations on [0, 1]."""
     name = str(rule).lower()
     if name not in RULES:
         raise ValueError(f"unknown rule={rule!r}; accepted values: {', '.join(RULES)}")
-    if int(n) != n or n < 1 or (name == "trapezoid" and n < 2):
-        raise ValueError(f"n must be an integer >= {2 if name == 'trapezoid' else 1} for rule={name!r}, got {n!r}")
-    n = int(n)
+    n = V.check_count(n, "n", minimum=2 if name == "trapezoid" else 1)
+    cap = MAX_NODES[name == "gausslegendre"]
+    if n > cap:
+        cost = (f"Gauss–Legendre nodes alone need n² × 8 bytes = {_gib(8 * float(n) ** 2)} to compute" if name == "gausslegendre"
+                else f"that is n gradient evaluations per image, and n × 8 bytes = {_gib(8 * float(n))} per node array")
+        raise ValueError(f"n={n} exceeds the largest accepted value {cap} for rule={name!r}; {cost}")
     if name == "left":
         a, w = np.arange(n) / n, np.full(n, 1 / n)
     elif name == "right":
@@ -130,6 +143,11 @@ def target_output(model: nn.Module, x: torch.Tensor, target: torch.Tensor, outpu
 
 def select_output(logits: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
     """f per row of ``logits`` (N, classes): the probability (or logit) of class ``target`` (N,), in float32 or wider."""
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(OUTPUTS)}")
+    V.check_logits(logits, output=output)
+    if target.device.type == "cpu":  # free here; on an accelerator prepare() checked it once
+        V.check_target(target, target.shape[0], logits.shape[1])
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()  # mixed precision: the softmax and the sum run in float32
     if output == "prob":
@@ -278,9 +296,10 @@ def batched_gradients(model: nn.Module, points: torch.Tensor, target: torch.Tens
 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Predicted class per image."""
-    with torch.no_grad():
-        return torch.cat([model(c).argmax(-1) for c in x.split(batch_size)])
+    """Predicted class per image (the model in eval mode for the call)."""
+    batch_size = check_batch_size(batch_size)
+    with torch.no_grad(), V.eval_mode(model):
+        return torch.cat([V.check_logits(model(c), c.shape[0], output="logit").argmax(-1) for c in x.split(batch_size)])
 
 
 # Path kwargs with one entry per image, sliced with the images when a batch is split: a baseline of
@@ -316,31 +335,45 @@ def cat_attributions(parts: list[Attribution]) -> Attribution:
     return Attribution(*(torch.cat([getattr(p, f) for p in parts]) for f in Attribution._fields[:4]), parts[0].n_gradients)
 
 
-def check_batch_size(batch_size) -> None:
-    """Reject a batch_size that is neither a positive integer nor 'auto'."""
-    if batch_size == "auto":
-        return
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer (points per forward/backward) or 'auto', got {batch_size!r}")
+def check_batch_size(batch_size) -> int | str:
+    """``batch_size`` as a Python int >= 1 (numpy integers accepted) or 'auto'; anything else is refused."""
+    if isinstance(batch_size, str) and batch_size == "auto":
+        return batch_size
+    try:
+        return V.check_count(batch_size, "batch_size")
+    except ValueError:
+        raise ValueError(f"batch_size must be a positive integer (points per forward/backward) or 'auto', got {batch_size!r}") from None
 
 
-def _prepare(model: nn.Module, x: torch.Tensor, target, batch_size) -> tuple[torch.Tensor, torch.Tensor]:
-    if x.ndim != 4:
-        raise ValueError(f"x must be a (B, C, H, W) batch of images, got shape {tuple(x.shape)}")
-    check_batch_size(batch_size)
+def prepare(model: nn.Module, x: torch.Tensor, target, batch_size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked images on the model's device and dtype, and the checked class index per image (predicted when None).
+
+    Images must be float (B, C, H, W) in [0, 1] and finite; the model must return (N, classes) logits with
+    at least 2 classes; ``target`` must be integer class indices in range (:mod:`riemannkit.validate`)."""
+    if not callable(model):
+        raise ValueError(f"model must be a callable torch module, got {type(model).__name__}")
+    x = V.check_images(x)
+    batch_size = check_batch_size(batch_size)
     # Inputs follow the model's device and floating dtype (float32 for the shipped models).
-    ref = next(iter([*model.parameters(), *model.buffers()]), None)
+    ref = next(iter([*model.parameters(), *model.buffers()]), None) if isinstance(model, nn.Module) else None
     device = ref.device if ref is not None else torch.device("cpu")
     dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
     x = x.to(device=device, dtype=dtype)
     if target is None:
         target = predict(model, x, AUTO_CPU_BATCH if batch_size == "auto" else batch_size)
-    target = torch.as_tensor(target, device=device).long().reshape(-1)
-    if target.numel() == 1 and x.shape[0] > 1:
-        target = target.expand(x.shape[0])
-    if target.shape[0] != x.shape[0]:
-        raise ValueError(f"target has {target.shape[0]} entries for {x.shape[0]} images")
+    elif device.type == "cpu":
+        # On a CPU every pass checks the target against the logits (select_output) at no cost.
+        target = V.check_target(target, x.shape[0], None, device)
+    else:
+        # On an accelerator an index out of range would be a device-side assert inside a pass: one image's
+        # forward pass gives the number of classes so that the error names ``target`` here.
+        with torch.no_grad(), V.eval_mode(model):
+            n_classes = V.check_logits(model(x[:1]), 1, output="logit").shape[1]
+        target = V.check_target(target, x.shape[0], n_classes, device)
     return x, target
+
+
+_prepare = prepare  # the name used before it became public
 
 
 def resolve_batch_size(batch_size, model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str, total: int, **engine) -> int:
@@ -448,6 +481,7 @@ def _flat_integral(
     return attr, f_all.view(len(nodes), b)
 
 
+@V.evaluates_model
 def attribute(
     model: nn.Module,
     x: torch.Tensor,
@@ -474,12 +508,13 @@ def attribute(
     all off by default: ``amp_dtype`` ('bf16' or 'fp16': autocast around the model; the path, the sum and
     f(x), f(x') stay in float32), ``channels_last`` (converts the model's parameters in place) and
     ``compile`` (True or a backend name: torch.compile, cached per model).  Results do not depend on
-    ``batch_size`` beyond float rounding."""
+    ``batch_size`` beyond float rounding.  The model runs in eval mode for the call and its training flags
+    are restored afterwards (:func:`riemannkit.validate.eval_mode`)."""
     path = P.check_path_name(path)
     if output not in OUTPUTS:
         raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(OUTPUTS)}")
     amp_dtype_of(amp_dtype)  # reject a bad value before any work
-    x, target = _prepare(model, x, target, batch_size)
+    x, target = prepare(model, x, target, batch_size)
     net = engine_model(model, channels_last, compile)
     engine = dict(amp_dtype=amp_dtype, channels_last=channels_last)
     if path in P.ADAPTIVE_PATHS and str(rule).lower() != "left":

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import paths as P
+from . import validate as V
 
 MANIFOLD_KWARGS = ("decoder", "knots", "baseline", "residual")
 
@@ -297,6 +298,7 @@ def manifold_path(
 # ---------------------------------------------------------------- a targeted attributional attack
 
 
+@V.evaluates_model
 def differentiable_ig(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor | None = None, n: int = 16,
     output: str = "prob",
@@ -344,6 +346,7 @@ class AttackResult(NamedTuple):
     accepted: torch.Tensor  # (B,) number of iterates that kept the class and lowered the loss
 
 
+@V.evaluates_model
 def targeted_ig_attack(
     model: nn.Module,
     x: torch.Tensor,
@@ -398,3 +401,6 @@ def targeted_ig_attack(
             cur = cur - step_size * grad.sign()
             cur = torch.min(torch.max(cur, x - eps), x + eps).clamp(0, 1)
     return AttackResult(best, torch.stack(history), accepted)
+
+
+P.register_path("manifold", manifold_path, MANIFOLD_KWARGS)

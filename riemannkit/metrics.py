@@ -20,6 +20,7 @@ from torch import nn
 
 from . import integrate as I
 from . import paths as P
+from . import validate as V
 
 
 def completeness_error(attr: torch.Tensor, f_input: torch.Tensor, f_baseline: torch.Tensor) -> torch.Tensor:
@@ -67,13 +68,8 @@ def _check_choice(name: str, value, accepted: tuple[str, ...]) -> str:
 
 
 def _check_images(x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    """Raise unless ``x`` is a finite (B, C, H, W) batch in [0, 1] (8-bit encoders would clip silently)."""
-    x = torch.as_tensor(x)
-    if x.ndim != 4:
-        raise ValueError(f"{name} must be a (B, C, H, W) batch of images, got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all() or (x < 0).any() or (x > 1).any():
-        raise ValueError(f"{name} must hold finite values in [0, 1]")
-    return x
+    """Raise unless ``x`` is a finite float (B, C, H, W) batch in [0, 1] (8-bit encoders would clip silently)."""
+    return V.check_images(x, name)
 
 
 def reduce_saliency(saliency: torch.Tensor, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
@@ -132,6 +128,7 @@ def _target_probs(model: nn.Module, imgs: torch.Tensor, target: torch.Tensor, ba
     return torch.cat(probs), torch.cat(top)
 
 
+@V.evaluates_model
 def insertion_deletion(
     model: nn.Module,
     x: torch.Tensor,
@@ -159,7 +156,7 @@ def insertion_deletion(
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     steps = int(steps)
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     b, c, h, w = x.shape
     sal = reduce_saliency(saliency, x, reduce).flatten(1)
     if start is None:
@@ -411,6 +408,7 @@ def _pic_result(
     return PICResult(kind, curve_x, curve_y, auc, valid, tuple("; ".join(r) for r in bad), info, score)
 
 
+@V.evaluates_model
 def pic_curves(
     model: nn.Module,
     x: torch.Tensor,
@@ -474,7 +472,7 @@ def pic_curves(
             f"information='msssim' (5-scale MS-SSIM) needs images of at least {need} px on the short side, "
             f"got {tuple(x.shape[2:])}"
         )
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     b, c, h, w = x.shape
     sal = reduce_saliency(saliency, x, reduce).flatten(1)
     xq = _to_uint8(x).to(x.dtype) / 255

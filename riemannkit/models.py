@@ -119,11 +119,11 @@ def augment_batch(x: torch.Tensor, augment: str, gen: torch.Generator) -> torch.
     if augment == "brightness":
         return (x * (0.5 + u).view(-1, 1, 1, 1)).clamp(0, 1)
     if augment == "blur":
-        from .paths import _gauss_kernels, _separable
+        from .blur import gauss_kernels, separable
 
-        k, _ = _gauss_kernels((2.0 * u).double(), 8)
+        k, _ = gauss_kernels((2.0 * u).double(), 8)
         b, c, h, w = x.shape
-        return _separable(x.reshape(b, c, h, w), k.float(), k.float())
+        return separable(x.reshape(b, c, h, w), k.float(), k.float())
     raise ValueError(f"unknown augment={augment!r}; accepted values: {', '.join(FASHION_AUGMENTS)}")
 
 

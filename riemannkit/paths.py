@@ -12,9 +12,10 @@ import math
 from typing import Callable, NamedTuple
 
 import torch
-import torch.nn.functional as F
+from .blur import gaussian_blur
 
-PATH_NAMES = ("ig", "blurig", "guidedig", "samp", "manifold")
+# Filled by register_path (bottom of this module; riemannkit.manifold adds "manifold").
+PATH_NAMES: tuple[str, ...] = ()
 
 # PAIR-code/saliency defaults (core/blur_ig.py and core/guided_ig.py).
 BLUR_MAX_SIGMA = 50.0
@@ -42,6 +43,8 @@ def check_baseline(x: torch.Tensor, baseline: torch.Tensor | None) -> torch.Tens
     if baseline is None:
         return torch.zeros_like(x)
     baseline = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
+    if not bool(torch.isfinite(baseline).all()):
+        raise ValueError("baseline holds NaN or Inf values; a baseline must be a finite image")
     if baseline.shape != x.shape:
         if baseline.shape == x.shape[1:]:
             return baseline.expand_as(x)
@@ -65,69 +68,6 @@ def straight_line(
     return points, velocity
 
 
-def _gauss_kernels(sigmas: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised 1-D Gaussian kernels (S, 2r+1) and their exact derivatives with respect to σ."""
-    t = torch.arange(-radius, radius + 1, dtype=sigmas.dtype, device=sigmas.device)
-    s = sigmas.clamp_min(1e-12).unsqueeze(1)
-    g = torch.exp(-0.5 * (t / s) ** 2)
-    dg = g * t**2 / s**3
-    z, dz = g.sum(1, keepdim=True), dg.sum(1, keepdim=True)
-    k = g / z
-    dk = (dg - k * dz) / z
-    # σ = 0 is the identity: a unit impulse whose σ-derivative is 0 (the heat equation's σ∇²u → 0).
-    delta = (t == 0).to(k).expand_as(k)
-    zero = (sigmas == 0).unsqueeze(1)
-    return torch.where(zero, delta, k), torch.where(zero, torch.zeros_like(dk), dk)
-
-
-def _band(k: torch.Tensor, n: int) -> torch.Tensor:
-    """(S, n, n) matrices M_s with M_s[i, j] = k_s[j − i + r] where |j − i| ≤ r, else 0: multiplying by M_s
-    convolves a length-n signal with the symmetric kernel k_s (S, 2r+1) under zero padding ('constant')."""
-    r = k.shape[1] // 2
-    i = torch.arange(n, device=k.device)
-    d = i.view(1, -1) - i.view(-1, 1) + r
-    inside = (d >= 0) & (d <= 2 * r)
-    return k[:, d.clamp(0, 2 * r)] * inside
-
-
-def _separable(img: torch.Tensor, kh: torch.Tensor, kw: torch.Tensor) -> torch.Tensor:
-    """Convolve (A, N, H, W) images with per-A kernels kh, kw (A, K) under zero padding ('constant').
-
-    As banded matrices, M_h · X · M_wᵀ: two dense matrix products, far faster than a depthwise
-    convolution with hundreds of taps (BlurIG's σ = 50 px kernels)."""
-    h, w = img.shape[-2:]
-    cols = torch.matmul(img, _band(kw, w).transpose(1, 2).unsqueeze(1))  # blurred along W
-    return torch.matmul(_band(kh, h).unsqueeze(1), cols)
-
-
-def gaussian_blur(
-    x: torch.Tensor, sigmas: torch.Tensor, truncate: float = 4.0, support_sigma: float | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blur (B, C, H, W) at each σ (zero padding as scipy's mode='constant'); returns (A, B, C, H, W)
-    blurred images and their exact derivative with respect to σ.
-
-    Every kernel spans truncate·``support_sigma`` pixels each side (default: the largest σ given), so a
-    path passes a fixed ``support_sigma`` to make each point independent of the other σ in the call."""
-    b, c, h, w = x.shape
-    sigmas = sigmas.to(x)
-    top = float(sigmas.max()) if support_sigma is None else float(support_sigma)
-    full = max(1, int(math.ceil(truncate * top)))
-    # A kernel wider than the image adds only zero-padding products: cap it without changing the result
-    # (normalise over the full truncated kernel first, then crop, so the weights stay those of scipy).
-    radius = min(full, max(h, w) - 1)
-    k, dk = _gauss_kernels(sigmas, full)
-    k, dk = k[:, full - radius : full + radius + 1], dk[:, full - radius : full + radius + 1]
-    img = x.reshape(b * c, h, w)
-    # One product along W per kernel, shared by the blur and its σ-derivative (d/dσ (K X Kᵀ) = K' X Kᵀ + K X K'ᵀ).
-    mh_k, mh_dk = _band(k, h).unsqueeze(1), _band(dk, h).unsqueeze(1)
-    x_k = torch.matmul(img.unsqueeze(0), _band(k, w).transpose(1, 2).unsqueeze(1))
-    x_dk = torch.matmul(img.unsqueeze(0), _band(dk, w).transpose(1, 2).unsqueeze(1))
-    blurred = torch.matmul(mh_k, x_k)
-    dblurred = torch.matmul(mh_dk, x_k) + torch.matmul(mh_k, x_dk)
-    shape = (len(sigmas), b, c, h, w)
-    return blurred.reshape(shape), dblurred.reshape(shape)
-
-
 def blur(
     x: torch.Tensor, alphas: torch.Tensor, max_sigma: float = BLUR_MAX_SIGMA
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,31 +86,46 @@ def blur(
     return points, -max_sigma * dpoints_dsigma
 
 
+class ClosedFormPath(NamedTuple):
+    """A path defined at any α: ``fn(x, alphas, **kwargs) -> (points, velocity)`` and the keyword arguments it takes."""
+
+    fn: Callable
+    kwargs: tuple[str, ...]
+
+
+# The one registry of paths, filled by register_path: the closed-form paths here and in riemannkit.manifold
+# (which registers 'manifold' when imported; the package's __init__ imports it), the adaptive ones below.
+CLOSED_FORM_PATHS: dict[str, ClosedFormPath] = {}
+
+
+def register_path(name: str, fn: Callable, kwargs: tuple[str, ...], step_df: Callable | None = None) -> None:
+    """Register path ``name``: closed-form when ``step_df`` is None, else adaptive (see :class:`AdaptivePath`)."""
+    global PATH_NAMES
+    key = str(name).lower()
+    if key in CLOSED_FORM_PATHS or key in ADAPTIVE_PATHS:
+        raise ValueError(f"path={name!r} is registered already")
+    if step_df is None:
+        CLOSED_FORM_PATHS[key] = ClosedFormPath(fn, tuple(kwargs))
+    else:
+        ADAPTIVE_PATHS[key] = AdaptivePath(fn, tuple(kwargs), step_df)
+    PATH_NAMES = tuple(dict.fromkeys([*PATH_NAMES, key]))
+
+
 def path_function(path: str, **kwargs) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """Return ``(x, alphas) -> (points, velocity)`` for a closed-form path ('ig', 'blurig', or 'manifold':
     a decoded latent curve, riemannkit.manifold.manifold_path, with kwargs decoder, knots, baseline, residual)."""
     name = check_path_name(path)
-    if name == "ig":
-        allowed = {"baseline"}
-        fn = straight_line
-    elif name == "blurig":
-        allowed = {"max_sigma"}
-        fn = blur
-    elif name == "manifold":
-        from .manifold import MANIFOLD_KWARGS, manifold_path  # lazy: manifold imports this module
-
-        allowed = set(MANIFOLD_KWARGS)
-        fn = manifold_path
-    elif name in ADAPTIVE_PATHS:
+    if name in ADAPTIVE_PATHS:
         raise ValueError(
             f"path={name!r} is adaptive: it has no closed form, use riemannkit.paths.{ADAPTIVE_PATHS[name].fn.__name__}"
         )
-    else:
-        raise ValueError(f"path={name!r} has no closed-form path function")
-    extra = set(kwargs) - allowed
+    if name not in CLOSED_FORM_PATHS:
+        raise ValueError(f"path={name!r} is not registered; import the module that defines it (riemannkit.manifold for 'manifold')")
+    entry = CLOSED_FORM_PATHS[name]
+    extra = set(kwargs) - set(entry.kwargs)
     if extra:
-        raise ValueError(f"path={name!r} does not take {sorted(extra)}; accepted: {sorted(allowed)}")
-    return lambda x, alphas: fn(x, alphas, **kwargs)
+        raise ValueError(f"path={name!r} does not take {sorted(extra)}; accepted: {sorted(entry.kwargs)}")
+    return lambda x, alphas: entry.fn(x, alphas, **kwargs)
 
 
 def guided_ig(
@@ -400,10 +355,12 @@ class AdaptivePath(NamedTuple):
     step_df: Callable
 
 
-ADAPTIVE_PATHS: dict[str, AdaptivePath] = {
-    "guidedig": AdaptivePath(guided_ig, ("baseline", "fraction", "max_dist"), _guided_step_df),
-    "samp": AdaptivePath(samp, ("baseline", "direction", "momentum", "fraction"), _samp_step_df),
-}
+ADAPTIVE_PATHS: dict[str, AdaptivePath] = {}
+
+register_path("ig", straight_line, ("baseline",))
+register_path("blurig", blur, ("max_sigma",))
+register_path("guidedig", guided_ig, ("baseline", "fraction", "max_dist"), step_df=_guided_step_df)
+register_path("samp", samp, ("baseline", "direction", "momentum", "fraction"), step_df=_samp_step_df)
 
 
 def adaptive_path(path: str, kwargs: dict) -> AdaptivePath:

@@ -17,8 +17,10 @@ from torch import nn
 
 from . import integrate as I
 from . import paths as P
+from . import validate as V
 
 
+@V.evaluates_model
 def estimate_gprime(
     model: nn.Module,
     x: torch.Tensor,
@@ -351,6 +353,7 @@ def load_schedule(file: str | Path) -> dict:
 # by second differences on the same grid, from the same gradient evaluations as |g'|.
 
 
+@V.evaluates_model
 def estimate_gderivatives(
     model: nn.Module,
     x: torch.Tensor,
@@ -374,6 +377,7 @@ def estimate_gderivatives(
     return grid, gprime.mean(0), gsecond.mean(0)
 
 
+@V.evaluates_model
 def per_image_derivatives(
     model: nn.Module,
     x: torch.Tensor,
@@ -388,11 +392,9 @@ def per_image_derivatives(
     image's features only; their means over the images are :func:`estimate_gderivatives`.
 
     One set of k + 1 integrand evaluations per image, images × alphas batched ``batch_size`` at a time."""
-    if int(k) != k or k < 2:
-        raise ValueError(f"k must be an integer >= 2, got {k!r}")
-    k = int(k)
+    k = V.check_count(k, "k", minimum=2, maximum=I.MAX_NODES[0], why_max="k + 1 gradient evaluations per image")
     path = P.check_path_name(path)
-    x, target = I._prepare(model, x, target, batch_size)
+    x, target = I.prepare(model, x, target, batch_size)
     batch_size = I.resolve_batch_size(batch_size, model, x, target, output, (k + 1) * x.shape[0])
     if x.shape[0] > batch_size:
         # Per-image kwargs (a per-image baseline, the manifold path's knots) are sliced with the images.

@@ -189,7 +189,7 @@ def test_zero_gradient_step_contributes_zero_and_reports_lost_delta():
 
 def test_zero_gradient_on_the_path_warns_and_loses_that_step():
     """relu(v·x − c): the gradient is 0 before the path crosses v·x = c (at α = 0.6)."""
-    x = torch.rand(1, *SHAPE, generator=_gen(12)) + 0.1
+    x = torch.rand(1, *SHAPE, generator=_gen(12)) * 0.9 + 0.1  # in [0.1, 1]: images must be in [0, 1]
     v = torch.randn(SHAPE, generator=_gen(13)).abs()
     s = float((v * x).sum())
     model = Ridge(v, 0.6 * s).eval()
