@@ -1,6 +1,8 @@
 """Images as (B, 3, H, W) float tensors in [0, 1].
 
-Offline default: the real photographs that ship inside scikit-image, scikit-learn and matplotlib.
+Offline: the real photographs that ship inside scikit-image, scikit-learn and matplotlib
+(``'shipped'``), and the larger pool of photographs with human-checked ImageNet labels in the
+repository's ``photos/`` folder (``'pool'``, see riemannkit.pool).
 With ImageNet on disk: an ImageFolder-style directory (class sub-folders of JPEGs).
 """
 from __future__ import annotations
@@ -42,6 +44,20 @@ def shipped_names() -> tuple[str, ...]:
     return SHIPPED
 
 
+def pool_names(model: str | None = None) -> tuple[str, ...]:
+    """Names of the photo pool in a fixed order (only those ``model`` classifies correctly if given)."""
+    from .pool import pool_names as names
+
+    return names(model)
+
+
+def pool_labels(names: list[str] | None = None) -> list[int]:
+    """Human ImageNet labels of the pool photos ``names`` (default: ``pool_names()``), in order."""
+    from .pool import pool_labels as labels
+
+    return labels(names)
+
+
 def _to_tensor(img: Image.Image, size: int) -> torch.Tensor:
     """Resize the short side to ``size`` and centre-crop to ``size``×``size`` (bicubic, as torchvision)."""
     w, h = img.size
@@ -56,12 +72,22 @@ def _to_tensor(img: Image.Image, size: int) -> torch.Tensor:
 def load_images(
     source: str = "shipped", size: int = 224, names: list[str] | None = None, limit: int | None = None
 ) -> tuple[torch.Tensor, list[str]]:
-    """Return ``(images, names)``: the shipped photos (``source='shipped'``) or an image folder path."""
+    """Return ``(images, names)``: the shipped photos (``source='shipped'``), the photo pool
+    (``source='pool'``, default names ``pool_names()``) or an image folder path."""
     from .validate import check_count
 
     size = check_count(size, "size")
     if limit is not None:
         limit = check_count(limit, "limit")  # a negative limit would silently drop photos from the end
+    if source == "pool":
+        from .pool import _check_names, open_photo
+
+        chosen = list(pool_names()) if names is None else _check_names(names)
+        if limit is not None:
+            chosen = chosen[:limit]
+        if not chosen:
+            raise ValueError("names selects no pool photo; pass None for pool_names()")
+        return torch.stack([_to_tensor(open_photo(n), size) for n in chosen]), chosen
     if source == "shipped":
         chosen = list(names) if names is not None else list(SHIPPED)
         bad = [n for n in chosen if n not in SHIPPED]
@@ -74,8 +100,8 @@ def load_images(
     root = Path(source)
     if not root.is_dir():
         raise FileNotFoundError(
-            f"image folder source={str(source)!r} does not exist; pass 'shipped' for the offline "
-            f"photos or an ImageNet-style folder (one sub-folder of images per class)"
+            f"image folder source={str(source)!r} does not exist; pass 'shipped' or 'pool' for the "
+            f"offline photos or an ImageNet-style folder (one sub-folder of images per class)"
         )
     from torchvision.datasets import ImageFolder
 

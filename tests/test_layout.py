@@ -9,7 +9,7 @@ import riemannkit
 
 PKG = Path(riemannkit.__file__).parent
 # Ground floor: quadrature-free helpers that every other module may use.
-GROUND = {"validate", "blur", "data"}
+GROUND = {"validate", "blur", "data", "pool"}
 
 
 def _imports() -> dict[str, set[str]]:
