@@ -64,7 +64,7 @@ def test_mixed_precision_computes_f_at_the_ends_in_float32():
     model, x = Counting(ConvNet()), _images(4)
     r = rk.attribute(model, x, n=8, target=1, batch_size=32, amp_dtype="bf16")
     assert model.calls == [32, 4, 4]
-    with torch.no_grad():
+    with torch.no_grad():  # bit-identical: the engine's f(x') is this same float32 forward of the same 4 images
         assert torch.equal(r.f_baseline, I.target_output(model, torch.zeros_like(x), r.target))
 
 
@@ -121,7 +121,8 @@ def test_bf16_autocast_is_close_to_fp32_and_keeps_f_in_float32():
     fp32 = rk.attribute(model, x, n=16, target=0)
     bf16 = rk.attribute(model, x, n=16, target=0, amp_dtype="bf16")
     assert bf16.attr.dtype == torch.float32
-    torch.testing.assert_close(bf16.f_input, fp32.f_input, rtol=0, atol=0)  # f(x), f(x') in full precision
+    # f(x), f(x') in full precision: both runs make the same float32 forward of x, so bit-identical.
+    torch.testing.assert_close(bf16.f_input, fp32.f_input, rtol=0, atol=0)
     rel = (bf16.attr - fp32.attr).norm() / fp32.attr.norm()
     assert 0 < rel < 3e-2, rel  # bf16 has an 8-bit mantissa: visibly different, still close
     e32 = rk.completeness_error(fp32.attr, fp32.f_input, fp32.f_baseline)

@@ -108,6 +108,7 @@ def test_reduce_choice_changes_the_ranking():
     _, a_perfect = M.insertion_deletion(model, x, PERFECT, start, target=0, steps=8)
     _, a_sum = M.insertion_deletion(model, x, sal, start, target=0, steps=8, reduce="sum")
     _, a_rev = M.insertion_deletion(model, x, REVERSED, start, target=0, steps=8)
+    # Same ranking, so the same curve images in the same passes (same call shape): equal to the last bit.
     assert a_abs.item() == pytest.approx(a_perfect.item(), abs=1e-12)
     assert a_sum.item() == pytest.approx(a_rev.item(), abs=1e-12)
     s = torch.randn(2, 3, 4, 4, generator=_gen(0))
@@ -364,7 +365,7 @@ def test_random_mask_start_reproduces_a_plane():
     noise = torch.rand(1, 3, 32, 32, generator=_gen(2))
     s1, m1 = M.random_mask_start(noise, 0.01, seed=3)
     s2, m2 = M.random_mask_start(noise, 0.01, seed=3)
-    assert torch.equal(s1, s2) and torch.equal(m1, m2)
+    assert torch.equal(s1, s2) and torch.equal(m1, m2)  # the same seeded call twice: bit-identical
     q = torch.round(noise * 255) / 255
     assert torch.allclose(s1[:, :, m1[0]], q[:, :, m1[0]], atol=1e-6)
     model, x, sal, _ = _pic_case()
@@ -393,6 +394,8 @@ def test_interpolated_bokeh_matches_pair():
     with M._one_blas_thread():  # griddata's tiny LAPACK calls are slow with a multi-threaded BLAS
         u8 = np.round(x.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
         refs = [_pair_create_blurred_image(u8[i], known[i].numpy()) for i in range(2)]
+    # Exact: both sides run scipy's Delaunay triangulation and barycentric weights on the same points
+    # (one BLAS thread each), and the same float32 store before rounding to 8 bits.
     for i, ref in enumerate(refs):
         assert np.array_equal(np.round(ours[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8), ref)
     model, xx, sal, _ = _pic_case()
@@ -429,6 +432,7 @@ def test_pic_bad_inputs():
 def test_jpeg_stability_constant_and_finite():
     x = torch.rand(2, 3, 16, 16, generator=_gen(5))
     mse, nlog = M.jpeg_stability(lambda img: torch.ones(img.shape[0], 16, 16), x)
+    # The map ignores the image: identical maps, so exactly zero.
     assert torch.equal(mse, torch.zeros(2, dtype=torch.float64)) and torch.isinf(nlog).all() and (nlog > 0).all()
     fn = lambda img: img - 0.5  # noqa: E731  a signed map that changes with the image
     mse, nlog = M.jpeg_stability(fn, x)

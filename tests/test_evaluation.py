@@ -182,15 +182,19 @@ def test_metric_table_matches_the_metrics_module(region_setup):
     tab = EV.metric_table(model, x, maps, EV.METRICS[:-1], target, steps=8, min_pred_value=0.5, batch_size=16)
     assert list(tab) == list(maps)
     black = torch.zeros_like(x)
+    # The table scores the three methods' images together in passes of 16, the metrics module one method's
+    # in passes of 64.  Float32 logits of differently shaped passes (or thread counts, or CPU kernels) agree
+    # to ~1e-7 relative, not to the last bit (issue 12: 1.5e-9 apart on an AMD EPYC), so probabilities and
+    # their AUCs in [0, 1] are compared to 1e-6 and the ratios p / p(x) (up to 1 / p(x)) to 1e-5 relative.
     for name, sal in maps.items():
         row = tab[name]
         _, a = M.insertion_deletion(model, x, sal, black, target, "insertion", 8, "prob")
         _, r = M.insertion_deletion(model, x, sal, black, target, "insertion", 8, "ratio")
         _, d = M.insertion_deletion(model, x, sal, None, target, "deletion", 8, "prob")
-        assert row["insertion_prob"]["value"] == pytest.approx(float(a.mean()), abs=1e-12)
-        assert row["insertion_ratio"]["value"] == pytest.approx(float(r.mean()), abs=1e-9)
-        assert row["insertion_ratio"]["per_image"] == pytest.approx(r.tolist(), abs=1e-9)
-        assert row["deletion"]["value"] == pytest.approx(float(d.mean()), abs=1e-12)
+        assert row["insertion_prob"]["value"] == pytest.approx(float(a.mean()), abs=1e-6)
+        assert row["insertion_ratio"]["value"] == pytest.approx(float(r.mean()), rel=1e-5)
+        assert row["insertion_ratio"]["per_image"] == pytest.approx(r.tolist(), rel=1e-5)
+        assert row["deletion"]["value"] == pytest.approx(float(d.mean()), abs=1e-6)
         assert len(row["insertion_prob"]["curve"]) == 9
         for info in ("webp", "msssim"):
             pic = M.pic_curves(model, x, sal, target, start="blur", information=info, min_pred_value=0.5)
@@ -199,7 +203,8 @@ def test_metric_table_matches_the_metrics_module(region_setup):
                 cell = row[f"{kind}_{info}"]
                 assert cell["n_valid"] == int(res.valid.sum())
                 expected = M.aggregate_pic(res)[1] if cell["n_valid"] else math.nan
-                assert cell["value"] == pytest.approx(expected, abs=1e-12, nan_ok=True)
+                # An AUC in [0, 1] of float32 probabilities from differently shaped passes (see above).
+                assert cell["value"] == pytest.approx(expected, abs=1e-6, nan_ok=True)
     # The region model rewards the map that ranks the region first, and punishes its negative.
     for metric in ("insertion_prob", "insertion_ratio", "sic_webp", "sic_msssim"):
         assert tab["ig"][metric]["value"] > tab["blurig"][metric]["value"], metric
@@ -217,7 +222,8 @@ def test_metric_table_reduce_start_and_no_valid_image(region_setup):
                           reduce="abs_sum", insertion_start="blur", min_pred_value=1.0)
     # |−perfect| ranks like perfect; the insertion starts from the blurred image.
     _, a = M.insertion_deletion(model, x, maps["ig"], None, target, "insertion", 8, "prob")
-    assert tab["ig"]["insertion_prob"]["value"] == pytest.approx(float(a.mean()), abs=1e-12)
+    # Two routes to the same curve images, whose passes need not be shaped alike: equal to float32 noise.
+    assert tab["ig"]["insertion_prob"]["value"] == pytest.approx(float(a.mean()), abs=1e-6)
     # No image reaches p ≥ 1: no valid SIC, reported as NaN instead of raising.
     assert tab["ig"]["sic_webp"]["n_valid"] == 0 and math.isnan(tab["ig"]["sic_webp"]["value"])
     assert set(tab["ig"]) == {"insertion_prob", "sic_webp"}

@@ -99,7 +99,7 @@ def test_fashion_classifier_trains_caches_and_reloads(monkeypatch, tmp_path, fak
     assert meta["augment"] == "blur" and 0 <= meta["test_accuracy"] <= 1
     m2 = M.fashion_classifier(augment="blur", seed=3, device="cpu")
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
-        assert torch.equal(a, b)
+        assert torch.equal(a, b)  # m2 is loaded from m1's cache file: a copy
     with pytest.raises(ValueError, match="epochs"):
         M.fashion_classifier(epochs=0)
     with pytest.raises(ValueError, match="augment"):

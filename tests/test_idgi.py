@@ -209,7 +209,7 @@ def test_flat_model_gives_zero_map_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         res = idgi_attribute(model, x, "ig", n=4, target=0, output="logit")
-    assert torch.equal(res.attr, torch.zeros_like(x))
+    assert torch.equal(res.attr, torch.zeros_like(x))  # every gradient is exactly 0
 
 
 def test_batching_one_forward_per_chunk(images):

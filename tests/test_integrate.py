@@ -94,7 +94,9 @@ def test_rule_convergence_order_through_attribute(scalar_model, rule, order):
     errs = []
     for n in (16, 64):
         a = rk.attribute(scalar_model, x, rule=rule, n=n, output="logit", target=0)
-        assert float(a.f_input - a.f_baseline) == pytest.approx(exact, rel=1e-6)
+        # f(1) = 1.15 in float32 (ulp 1.2e-7) through a CPU-dependent exp/sin: one ulp is 8e-7 of Δf = 0.15,
+        # so allow a few ulps, not one.
+        assert float(a.f_input - a.f_baseline) == pytest.approx(exact, rel=5e-6)
         errs.append(abs(float(a.attr.sum()) - exact))
     est = math.log(errs[0] / errs[1]) / math.log(4)
     assert est == pytest.approx(order, abs=0.2)

@@ -339,7 +339,9 @@ def test_targeted_attack_respects_constraints():
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
     assert torch.equal(I.predict(model, res.x_adv), cls)
     final = (M.saliency(M.differentiable_ig(model, res.x_adv, cls, n=4).detach()) - target_map).flatten(1).pow(2).sum(1)
-    assert (final <= res.loss[0] + 1e-9).all()
+    # An image the attack does not improve returns x, whose float32 loss is recomputed here in a pass that
+    # need not match the attack's bit for bit.
+    assert (final <= res.loss[0] * (1 + 1e-5)).all()
     assert (final < res.loss[0]).any()
     with pytest.raises(ValueError, match="eps"):
         M.targeted_ig_attack(model, x, target_map, eps=0)

@@ -215,6 +215,7 @@ def test_method_maps_and_baselines(conv_model, images):
     torch.testing.assert_close(gxi.attr, ig1.attr)  # IG with one right-rule point is gradient × input
     sg1 = EV.smoothgrad(conv_model, images, n=4, seed=3)
     sg2 = EV.smoothgrad(conv_model, images, n=4, seed=3)
+    # The same seeded call twice (same shapes, same threads): bit-identical.
     assert torch.equal(sg1.attr, sg2.attr) and not torch.equal(sg1.attr, EV.smoothgrad(conv_model, images, n=4, seed=4).attr)
     sg0 = EV.smoothgrad(conv_model, images, n=2, noise=0.0)
     torch.testing.assert_close(sg0.attr, gxi.attr / images)  # no noise: the plain gradient

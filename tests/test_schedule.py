@@ -201,10 +201,12 @@ def test_estimate_gprime_same_when_images_exceed_batch_size():
     torch.manual_seed(4)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
     x = torch.rand(5, 3, 4, 4)
-    g1, a = rk.estimate_gprime(net, x, "ig", k=8, output="logit", batch_size=64)
-    g2, b = rk.estimate_gprime(net, x, "ig", k=8, output="logit", batch_size=2)
-    np.testing.assert_allclose(g1, g2)
-    np.testing.assert_allclose(a, b, rtol=1e-5)
+    grid1, a = rk.estimate_gprime(net, x, "ig", k=8, output="logit", batch_size=64)
+    grid2, b = rk.estimate_gprime(net, x, "ig", k=8, output="logit", batch_size=2)
+    np.testing.assert_array_equal(grid1, grid2)
+    # Float32 integrands from differently shaped passes (~1e-7 apart), then forward differences, which
+    # amplify that by ~|g| / |Δg|: the same tolerance as the chunking test above.
+    np.testing.assert_allclose(a, b, rtol=1e-4)
 
 
 def _sigmoid_rise_gprime():

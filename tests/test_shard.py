@@ -171,4 +171,4 @@ def test_two_process_gloo_run_equals_one_process(tmp_path):
     got = torch.tensor([merged["per_image"][n] for n in names], dtype=torch.float64)
     ref = torch.tensor([single[n] for n in names], dtype=torch.float64)
     assert (ref > 1e-3).all()  # a real discretisation error, not float noise
-    assert torch.allclose(got, ref, rtol=1e-9, atol=0)
+    assert torch.allclose(got, ref, rtol=1e-9, atol=0)  # float64 model: other splits and threads move ~1e-15
