@@ -526,6 +526,8 @@ def released_gprime_profile(per_image_gprime, window: int = RELEASED_WINDOW) -> 
     exponentiated.  With ``window`` > 1 the profile has k + 1 values (the reference's slice), placed on
     ``grid = linspace(0, 1, len(profile))`` as the reference's interp1d does: for curves on Algorithm 1's
     grid j/k (:func:`per_image_derivatives`) value j stays at j/k and α = 1 gets the mirrored value.
+    (The reference also keeps only the first 5000 images, ``outputs[:sample]``: pass at most that many to match it.
+    Its IG curve drops the last difference, ``magnitude[:, :-1]``: which curve to pass is the caller's choice.)
     """
     c = np.asarray(per_image_gprime, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] < 2:
