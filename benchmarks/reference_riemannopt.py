@@ -111,7 +111,10 @@ def choose_images(args, model_name: str) -> tuple[str, list[str], str, list[str]
                 "riemannkit.data.pool_names is missing (the photo pool is not merged into this tree): "
                 "pass --images shipped with --calib-names naming shipped photos, or merge the pool first"
             )
-        pool = list(D.pool_names(model_name))
+        try:
+            pool = list(D.pool_names(model_name))  # the photos of the pool this model classifies correctly
+        except TypeError:
+            pool = list(D.pool_names())
     if args.images == "shipped":
         eval_names = list(args.eval_names or D.shipped_names())
     else:
@@ -122,8 +125,8 @@ def choose_images(args, model_name: str) -> tuple[str, list[str], str, list[str]
     else:
         # The first m pool photos (in pool_names' fixed order) that are not evaluated.
         calib_src, calib = "pool", [n for n in pool if n not in eval_names][: args.m]
-    if args.images == "pool" and not args.eval_names:
-        eval_names = [n for n in eval_names if n not in calib]
+    if not args.eval_names:
+        eval_names = [n for n in eval_names if n not in calib]  # the defaults never evaluate a calibration photo
     if args.limit:
         eval_names = eval_names[: args.limit]
     overlap = sorted(set(eval_names) & set(calib))
@@ -290,9 +293,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
     if any(n < 1 for n in args.steps) or args.k < 2:
         raise SystemExit("--steps must be positive and --k >= 2")
     state = code_state(args.allow_dirty)
+    src, names, calib_src, calib = choose_images(args, args.model)  # before the model: a missing pool fails fast
     dev = MO.resolve_device(args.device)
     net, size, _ = MO.load_model(args.model, dev)
-    src, names, calib_src, calib = choose_images(args, args.model)
     settings = {
         "steps": list(args.steps), "k": args.k, "m": len(calib), "window": args.window, "images": src,
         "calibration_source": calib_src, "evaluated": names, "calibration": calib, "input_size": size,
