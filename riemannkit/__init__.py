@@ -6,7 +6,8 @@ from .metrics import completeness_error, completeness_error_pooled
 from .paths import PATH_NAMES
 from .schedule import (
     cubic_density_schedule, density_schedule, estimate_gderivatives, estimate_gprime, faithful_bound, fit_schedule,
-    linear_schedule, load_schedule, paper_bound, save_schedule,
+    linear_schedule, load_schedule, paper_bound, save_schedule, RECIPES, fit_released_schedule, released_gprime_profile,
+    released_attribute_args,
 )
 
 __version__ = "0.1.0"
@@ -15,5 +16,6 @@ __all__ = [
     "completeness_error", "completeness_error_pooled", "estimate_gprime", "fit_schedule",
     "linear_schedule", "paper_bound", "faithful_bound", "density_schedule",
     "cubic_density_schedule", "estimate_gderivatives", "save_schedule", "load_schedule",
+    "RECIPES", "fit_released_schedule", "released_gprime_profile", "released_attribute_args",
     "__version__",
 ]

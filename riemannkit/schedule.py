@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -500,3 +501,181 @@ def cubic_density_schedule(n: int, grid: np.ndarray, gsecond: np.ndarray, floor:
     Pass the result as ``alphas`` with ``rule='midpoint'`` (n evaluations) or ``rule='trapezoid'`` (n + 1).
     """
     return density_schedule(n, grid, gsecond, power=1.0 / 3.0, floor=floor)
+
+
+# ------------------------------------------------------------------ RiemannOpt as its authors run it
+# The released code (ShreeSinghi/RiemannOpt, utils.py: compute_alphas; newig.py) differs from the paper's
+# text (eq. 6–9, the left sum and its left-point bound) in three places: the |g'| profile is the median
+# of per-image curves each divided by its own sum, smoothed in log space; the bound reads |g'| at the
+# RIGHT end of each interval; and the attribution sums gradients at right ends.  Both are kept here:
+# ``fit_released_schedule`` (the released recipe) and ``fit_schedule`` (the paper's left bound).
+RELEASED_WINDOW = 11  # Bartlett window length in compute_alphas' smooth()
+
+
+def smooth_log_bartlett(values, window: int = RELEASED_WINDOW) -> np.ndarray:
+    """The reference's ``smooth``: Bartlett-weighted moving average with reflected ends, ``len + 1`` values.
+
+    The series is padded with ``window − 1`` reflected samples each side (numpy 'reflect': the end sample is
+    not repeated), convolved with ``bartlett(window) / sum`` ('valid') and sliced ``[window//2 : 1 − window//2]``.
+    That slice keeps one value too many: output i (i < len) is the window centred on sample i, and the extra
+    last value is the window centred on the first reflected sample (values[−2]).  Reproduced as released;
+    ``window == 1`` returns the values unchanged (the reference's ``window_len < 3`` branch).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if isinstance(window, bool) or int(window) != window or window < 1 or (window > 1 and window % 2 == 0):
+        raise ValueError(f"window must be 1 (no smoothing) or an odd integer >= 3, got {window!r}")
+    window = int(window)
+    if x.ndim != 1:
+        raise ValueError(f"values must be 1-D, got shape {x.shape}")
+    if window == 1:
+        return x.copy()
+    if x.size < window:
+        raise ValueError(f"values must have at least window={window} samples to be reflected, got {x.size}")
+    padded = np.concatenate([x[window - 1 : 0 : -1], x, x[-2 : -window - 1 : -1]])
+    w = np.bartlett(window)
+    y = np.convolve(w / w.sum(), padded, mode="valid")
+    return y[window // 2 : 1 - window // 2]
+
+
+def released_gprime_profile(per_image_gprime, window: int = RELEASED_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """The released |g'| profile from per-image Algorithm-1 curves (m, k): ``(grid, profile)``.
+
+    Each image's curve is divided by its own sum (so every image weighs the same whatever its scale), the
+    element-wise median over images is taken, its log is smoothed by :func:`smooth_log_bartlett` and
+    exponentiated.  With ``window`` > 1 the profile has k + 1 values (the reference's slice), placed on
+    ``grid = linspace(0, 1, len(profile))`` as the reference's interp1d does: for curves on Algorithm 1's
+    grid j/k (:func:`per_image_derivatives`) value j stays at j/k and α = 1 gets the mirrored value.
+    (The reference also keeps only the first 5000 images, ``outputs[:sample]``: pass at most that many to match it.
+    Its IG curve drops the last difference, ``magnitude[:, :-1]``: which curve to pass is the caller's choice.)
+    """
+    c = np.asarray(per_image_gprime, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] < 2:
+        raise ValueError(f"per_image_gprime must be a 2-D array (m images, k values) with k >= 2, got shape {c.shape}")
+    if not np.isfinite(c).all() or (c < 0).any():
+        raise ValueError("per_image_gprime must be finite and non-negative")
+    sums = c.sum(1, keepdims=True)
+    if (sums <= 0).any():
+        raise ValueError(f"per_image_gprime: image(s) {np.flatnonzero(sums[:, 0] <= 0).tolist()} have an all-zero curve")
+    median = np.median(c / sums, axis=0)
+    if (median <= 0).any():
+        raise ValueError(
+            f"per_image_gprime: the median profile is 0 at index {int(np.flatnonzero(median <= 0)[0])}; "
+            "its log (the released smoothing) needs positive values"
+        )
+    profile = np.exp(smooth_log_bartlett(np.log(median), window))
+    return np.linspace(0.0, 1.0, len(profile)), profile
+
+
+def _released_interp(grid, profile):
+    from scipy.interpolate import interp1d
+
+    grid, profile = np.asarray(grid, np.float64), np.asarray(profile, np.float64)
+    if grid.ndim != 1 or grid.shape != profile.shape or grid.size < 4:
+        raise ValueError(f"grid and profile must be 1-D of equal length >= 4 (cubic), got {grid.shape} and {profile.shape}")
+    if not (np.isfinite(grid).all() and np.isfinite(profile).all()) or np.any(np.diff(grid) <= 0):
+        raise ValueError("grid must be finite and strictly increasing, and profile finite")
+    if grid[0] != 0 or grid[-1] != 1:
+        raise ValueError(f"grid must run from 0 to 1, got [{grid[0]:.6g}, {grid[-1]:.6g}]")
+    return interp1d(grid, profile, kind="cubic")
+
+
+def _check_released_alphas(alphas) -> np.ndarray:
+    a = np.asarray(alphas, dtype=np.float64)
+    if a.ndim != 1 or a.size < 2:
+        raise ValueError(f"alphas must be 1-D with n + 1 >= 2 points (0 first, 1 last), got shape {a.shape}")
+    if not np.isfinite(a).all() or a[0] != 0 or np.any(np.diff(a) < 0) or abs(a[-1] - 1) > 1e-9:
+        raise ValueError("alphas must be finite, non-decreasing, start at 0 and end at 1 (the released schedule)")
+    return a
+
+
+def released_bound(alphas, grid, profile) -> float:
+    """½ Σ_i Δα_i² |g'(α_i)| with |g'| read at the RIGHT end α_i of interval i (the released objective).
+
+    ``alphas`` is a released schedule α_0 = 0 ≤ α_1 ≤ … ≤ α_n = 1 (n + 1 points); |g'| is the cubic
+    interpolant of ``(grid, profile)`` (:func:`released_gprime_profile`)."""
+    a = _check_released_alphas(alphas)
+    f = _released_interp(grid, profile)
+    return float(np.sum(0.5 * np.diff(a) ** 2 * f(np.minimum(a[1:], 1.0))))
+
+
+def fit_released_schedule(grid, profile, n: int) -> np.ndarray:
+    """The released RiemannOpt schedule: n + 1 points 0 = α_0 ≤ … ≤ α_n = 1 minimising :func:`released_bound`.
+
+    As ``compute_alphas``: ``minimize(error, x0=ones(n), bounds=[(0, None)]*n, method='Powell')`` (scipy's
+    default options) over increments Δα, normalised to sum 1 inside the objective; α_i = cumsum(Δα)_i capped
+    at 1 (the reference's ``np.clip(0, 1, alphas)`` has its arguments out of order: it computes
+    min(alphas, 1), which is what is meant for round-off); error Σ ½ Δα_i² |g'(α_i)| with the cubic
+    interp1d of the profile.  Returns ``append(0, cumsum(Δα/ΣΔα))``.  Increments may be exactly 0 (Powell's
+    bound): :func:`released_attribute_args` merges such empty intervals.  An all-zero trial point (the
+    reference would divide by 0) is given an infinite error.
+    """
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer (intervals), got {n!r}")
+    n = int(n)
+    f = _released_interp(grid, profile)
+
+    def error(d: np.ndarray) -> float:
+        s = d.sum()
+        if not s > 0:
+            return np.inf
+        d = d / s
+        a = np.minimum(np.cumsum(d), 1.0)
+        return float(np.sum(0.5 * np.square(d) * f(a)))
+
+    res = minimize(error, x0=np.ones(n), bounds=[(0, None)] * n, method="Powell")
+    d = np.asarray(res.x, dtype=np.float64)
+    d = d / d.sum()
+    return np.append(0.0, np.minimum(np.cumsum(d), 1.0))
+
+
+def released_attribute_args(alphas, path: str = "ig") -> dict:
+    """Keyword arguments for :func:`riemannkit.attribute` that compute the authors' sum at a released schedule.
+
+    For a closed-form path: ``rule='right'`` on the partition, i.e. Σ_{i=1..n} g(α_i)·γ'(α_i)·(α_i − α_{i−1}),
+    which for IG is the reference's Σ ∇f(γ(α_i))·(γ(α_i) − γ(α_{i−1})) exactly (its BlurIG also multiplies
+    the σ-derivative by Δσ).  For an adaptive path (Guided IG) ``rule='left'``: the reference's NewGIG steps
+    towards α_1 … α_n taking the gradient at each step's start, as Guided IG always does.  Empty intervals
+    (Δα = 0, which contribute 0) are dropped and the last point is set to 1 exactly, so the call may make
+    fewer than n gradient evaluations; ``alphas`` in the result excludes α_n = 1 (riemannkit's convention).
+    """
+    a = _check_released_alphas(alphas)
+    keep = np.concatenate([[True], np.diff(a) > 0])
+    pts = a[keep]
+    if pts[-1] < 1.0:
+        pts[-1] = 1.0  # cumsum may end at 1 − ε: the partition ends at 1
+    rule = "left" if P.check_path_name(path) in P.ADAPTIVE_PATHS else "right"
+    return {"rule": rule, "alphas": pts[:-1]}
+
+
+class Recipe(NamedTuple):
+    """A named way of placing n gradient evaluations and summing them."""
+
+    label: str  # for a table row
+    rule: str  # integration rule passed to riemannkit.attribute
+    description: str
+
+
+RECIPES: dict[str, Recipe] = {
+    "linear_left": Recipe("left", "left", "n equispaced points 0, 1/n, …, (n−1)/n, left Riemann sum (the paper's eq. 6)."),
+    "linear_right": Recipe(
+        "right", "right",
+        "n equispaced points 1/n, …, 1, right Riemann sum: the authors' IG and BlurIG baselines sum gradients at "
+        "right ends (their IG also evaluates α = 0 and discards it); Guided IG takes only the left sum.",
+    ),
+    "riemannopt": Recipe(
+        "RiemannOpt", "right",
+        "RiemannOpt as released: median of per-image sum-normalised |g'| curves, log-Bartlett(11) smoothing, cubic "
+        "interpolation, Powell on the right-endpoint bound, right sum (left for Guided IG) — fit_released_schedule.",
+    ),
+    "riemannopt_paper_left": Recipe(
+        "RiemannOpt, paper's left bound", "left",
+        "RiemannOpt as the paper writes it: mean |g'| (Algorithm 1), Powell on eq. 9's left-point bound with a gap "
+        "floor of 0.2/n, left sum — fit_schedule(bound='paper').",
+    ),
+    "gausslegendre": Recipe("Gauss–Legendre", "gausslegendre", "n-point Gauss–Legendre nodes on [0, 1]; no schedule; closed-form paths only."),
+    "density": Recipe(
+        "√|g′| density", "left",
+        "Left sum at the closed-form continuum optimum of the bound, point density ∝ √|g'| of the mean curve mixed "
+        "with 10 % uniform — density_schedule(power=0.5, floor=0.1).",
+    ),
+}

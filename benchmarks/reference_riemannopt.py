@@ -1,0 +1,324 @@
+"""The stored reference run for RiemannOpt's Table 1: relative completeness error per image, per recipe.
+
+For one model and each path (IG, BlurIG, Guided IG) and n in --steps, every evaluated image gets the
+relative completeness error |Σ attr − Δf| / |Δf| (Δf = f(x) − f(γ(0)), f = softmax probability of the
+predicted class, black baseline) of each recipe in riemannkit.schedule.RECIPES:
+
+  linear_left            n equispaced left points, left sum
+  linear_right           n equispaced right points, right sum (the authors' IG/BlurIG baselines sum at right ends)
+  riemannopt             the released recipe (fit_released_schedule, right sum; left for Guided IG as the authors')
+  riemannopt_paper_left  the paper's left-point bound (fit_schedule), left sum
+  gausslegendre          n Gauss–Legendre nodes
+  density                √|g'| density schedule (density_schedule), left sum
+
+Guided IG takes only left sums, so its linear_right and gausslegendre rows are absent.  Every row makes n
+gradient evaluations per image (riemannopt fewer if Powell leaves empty intervals: n_gradients is stored).
+The |g'| estimates come from Algorithm 1 with k points on m calibration images DISJOINT from the
+evaluated ones (names stored).  One JSON per (model, path) unit is written under --out-dir as it finishes,
+with the per-image values, the fitted points (Figure 2), the |g'| curves and provenance; a unit already
+stored with the same commit and settings is skipped (resumable).  The script refuses to store from a dirty
+git tree unless --allow-dirty, which records the sha256 of `git diff HEAD`.
+
+    python benchmarks/reference_riemannopt.py --model efficientnet_lite0 --images pool --device auto
+    python benchmarks/reference_riemannopt.py --dry-run --out-dir /tmp/ref   # 2 photos, n = 4, 8, k = 8
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from riemannkit import data as D  # noqa: E402
+from riemannkit import integrate as I  # noqa: E402
+from riemannkit import metrics as M  # noqa: E402
+from riemannkit import models as MO  # noqa: E402
+from riemannkit import paths as P  # noqa: E402
+from riemannkit import schedule as S  # noqa: E402
+
+PATHS = ("ig", "blurig", "guidedig")
+MODELS = tuple(MO.LITE_MODELS)
+ROWS = ("linear_left", "linear_right", "riemannopt", "riemannopt_paper_left", "gausslegendre", "density")
+CLOSED_FORM_ONLY = ("linear_right", "gausslegendre")  # Guided IG takes only left sums
+DRY_RUN = {"eval": ["chelsea", "coffee"], "calib": ["astronaut", "rocket"], "steps": [4, 8], "k": 8, "window": 5}
+SCHEMA = 1
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def code_state(allow_dirty: bool) -> dict:
+    """The commit that holds the code, or the sha256 of the uncommitted diff when --allow-dirty."""
+    commit = git("rev-parse", "HEAD").strip()
+    dirty = git("status", "--porcelain").strip()
+    state = {"git_commit": commit, "dirty": bool(dirty)}
+    if dirty:
+        if not allow_dirty:
+            raise SystemExit(
+                "refusing to store results from a dirty git tree (git status --porcelain is not empty); commit first, "
+                "or pass --allow-dirty to record the sha256 of `git diff HEAD` instead"
+            )
+        diff = subprocess.run(["git", "diff", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
+        state["git_diff_sha256"] = hashlib.sha256(diff).hexdigest()
+        # `git diff HEAD` omits untracked files: hash them too (path and content, in sorted order).
+        untracked = sorted(git("ls-files", "--others", "--exclude-standard", "-z").split("\0")[:-1])
+        h = hashlib.sha256()
+        for name in untracked:
+            h.update(name.encode() + b"\0" + (ROOT / name).read_bytes() + b"\0")
+        state["untracked_files"] = untracked
+        state["untracked_sha256"] = h.hexdigest()
+        state["note"] = (
+            "run from a dirty tree (--allow-dirty): the code is the commit plus the uncommitted changes whose "
+            "sha256 is git_diff_sha256 (git diff HEAD) and untracked_sha256 (the untracked files listed)"
+        )
+    return state
+
+
+def versions() -> dict:
+    import PIL
+    import scipy
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "pillow": PIL.__version__}
+
+
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def choose_images(args, model_name: str) -> tuple[str, list[str], str, list[str]]:
+    """(source of the evaluated images, their names, source of the calibration images, their names)."""
+    if args.dry_run:
+        return "shipped", list(args.eval_names or DRY_RUN["eval"]), "shipped", list(args.calib_names or DRY_RUN["calib"])
+    pool = None
+    if args.images == "pool" or not args.calib_names:
+        if not hasattr(D, "pool_names"):
+            raise SystemExit(
+                "riemannkit.data.pool_names is missing (the photo pool is not merged into this tree): "
+                "pass --images shipped with --calib-names naming shipped photos, or merge the pool first"
+            )
+        try:
+            pool = list(D.pool_names(model_name))  # the photos of the pool this model classifies correctly
+        except TypeError:
+            pool = list(D.pool_names())
+    if args.images == "shipped":
+        eval_names = list(args.eval_names or D.shipped_names())
+    else:
+        eval_names = list(args.eval_names or pool)
+    if args.calib_names:
+        calib_src = "shipped" if all(n in D.shipped_names() for n in args.calib_names) else "pool"
+        calib = list(args.calib_names)
+    else:
+        # The first m pool photos (in pool_names' fixed order) that are not evaluated.
+        calib_src, calib = "pool", [n for n in pool if n not in eval_names][: args.m]
+    if not args.eval_names:
+        eval_names = [n for n in eval_names if n not in calib]  # the defaults never evaluate a calibration photo
+    if args.limit:
+        eval_names = eval_names[: args.limit]
+    overlap = sorted(set(eval_names) & set(calib))
+    if overlap:
+        raise SystemExit(f"calibration and evaluated images must be disjoint; both hold {overlap}")
+    if len(calib) < args.m:
+        raise SystemExit(f"need m={args.m} calibration images, found {len(calib)}: {calib}")
+    if not eval_names:
+        raise SystemExit("no images left to evaluate")
+    return args.images, eval_names, calib_src, calib
+
+
+def load(source: str, names: list[str], size: int) -> torch.Tensor:
+    try:
+        x, got = D.load_images(source, size=size, names=names)
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        if source == "pool":
+            raise SystemExit(f"could not load the photo pool through riemannkit.data.load_images('pool', ...): {err}") from err
+        raise
+    if list(got) != list(names):
+        raise SystemExit(f"load_images returned {got}, asked for {names}")
+    return x
+
+
+def path_kwargs(path: str, args) -> dict:
+    if path == "guidedig":
+        return {"fraction": args.gig_fraction, "max_dist": args.gig_max_dist}
+    if path == "blurig":
+        return {"max_sigma": P.BLUR_MAX_SIGMA}
+    return {}
+
+
+def row_args(row: str, path: str, n: int, cal: dict) -> tuple[dict, np.ndarray | None]:
+    """attribute() keyword arguments of one recipe row, and the points it places (None for a plain rule)."""
+    if row == "linear_left":
+        return {"rule": "left", "n": n}, None
+    if row == "linear_right":
+        return {"rule": "right", "n": n}, None
+    if row == "gausslegendre":
+        return {"rule": "gausslegendre", "n": n}, None
+    if row == "riemannopt":
+        pts = S.fit_released_schedule(cal["released_grid"], cal["released_profile"], n)
+        return S.released_attribute_args(pts, path), pts
+    if row == "riemannopt_paper_left":
+        pts = S.fit_schedule(cal["grid"], cal["gprime"], n)
+        return {"rule": "left", "alphas": pts}, pts
+    if row == "density":
+        pts = S.density_schedule(n, cal["grid"], cal["gprime"])
+        return {"rule": "left", "alphas": pts}, pts
+    raise ValueError(f"unknown row={row!r}; accepted values: {', '.join(ROWS)}")
+
+
+def run_unit(net, size: int, path: str, args, x_eval, names, x_cal, calib, settings, state, command, dev) -> dict:
+    from tqdm.auto import tqdm
+
+    t0 = time.time()
+    kw = path_kwargs(path, args)
+    grid, curves, _ = S.per_image_derivatives(net, x_cal, path, settings["k"], None, "prob", args.batch_size, **kw)
+    rgrid, profile = S.released_gprime_profile(curves, settings["window"])
+    cal = {"grid": grid, "gprime": curves.mean(0), "released_grid": rgrid, "released_profile": profile}
+    t_cal = time.time() - t0
+    rows = [r for r in ROWS if not (path in P.ADAPTIVE_PATHS and r in CLOSED_FORM_ONLY)]
+    x_eval, target = I._prepare(net, x_eval, None, args.batch_size)
+    results: dict = {r: {} for r in rows}
+    points: dict = {r: {} for r in rows if r in ("riemannopt", "riemannopt_paper_left", "density")}
+    bar = tqdm(total=len(rows) * len(settings["steps"]), desc=f"{args.model} {path}")
+    for n in settings["steps"]:
+        for row in rows:
+            kwargs, pts = row_args(row, path, n, cal)
+            if pts is not None:
+                points[row][str(n)] = pts.tolist()
+            ts = time.time()
+            r = I.attribute(net, x_eval, path=path, target=target, output="prob", batch_size=args.batch_size, **kwargs, **kw)
+            err = M.completeness_error(r.attr, r.f_input, r.f_baseline)
+            results[row][str(n)] = {
+                "rel_error": err.tolist(),
+                "sum_attr": r.attr.double().flatten(1).sum(1).tolist(),
+                "f_input": r.f_input.double().tolist(),
+                "f_baseline": r.f_baseline.double().tolist(),
+                "n_gradients": int(r.n_gradients),
+                "mean": float(err.mean()),
+                "pooled": M.completeness_error_pooled(r.attr, r.f_input, r.f_baseline),
+                "wall_s": round(time.time() - ts, 2),
+            }
+            bar.update()
+    bar.close()
+    return {
+        "benchmark": "reference_riemannopt",
+        "schema": SCHEMA,
+        "model": args.model,
+        "path": path,
+        "path_kwargs": kw,
+        "settings": settings,
+        "target": "softmax probability of the predicted class (ImageNet-1k)",
+        "baseline": "black (zeros in [0, 1] pixel space); BlurIG starts at the σ = max_sigma blur",
+        "metric": "relative completeness error |Σ attr − Δf| / |Δf| per image, Δf = f(x) − f(γ(0)); 'pooled' = Σ|Σ attr − Δf| / Σ|Δf|",
+        "recipes": {r: S.RECIPES[r]._asdict() for r in rows},
+        "images": {"evaluated": names, "calibration": calib, "targets": target.tolist()},
+        "calibration": {
+            "grid": grid.tolist(),
+            "per_image_gprime": curves.tolist(),
+            "mean_gprime": cal["gprime"].tolist(),
+            "released_grid": rgrid.tolist(),
+            "released_profile": profile.tolist(),
+            "wall_s": round(t_cal, 2),
+        },
+        "points": points,
+        "results": results,
+        "provenance": {
+            **state,
+            "command": command,
+            "device": device_name(dev),
+            **versions(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_s": round(time.time() - t0, 1),
+        },
+    }
+
+
+def unit_file(out_dir: Path, model: str, path: str) -> Path:
+    return out_dir / f"riemannopt_table1_{model}_{path}.json"
+
+
+def already_stored(file: Path, state: dict, settings: dict) -> bool:
+    if not file.is_file():
+        return False
+    try:
+        rec = json.loads(file.read_text())
+    except json.JSONDecodeError:
+        return False
+    prov = rec.get("provenance", {})
+    same_code = all(prov.get(key) == state.get(key) for key in ("git_commit", "git_diff_sha256", "untracked_sha256"))
+    return same_code and rec.get("settings") == settings and rec.get("schema") == SCHEMA
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="efficientnet_lite0", choices=MODELS)
+    ap.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
+    ap.add_argument("--steps", nargs="+", type=int, default=[16, 32, 64, 128])
+    ap.add_argument("--k", type=int, default=128, help="Algorithm 1's equispaced points (the paper: 128)")
+    ap.add_argument("--m", type=int, default=8, help="calibration images (>= 8 unless --dry-run)")
+    ap.add_argument("--images", default="pool", choices=("shipped", "pool"), help="evaluated images")
+    ap.add_argument("--eval-names", nargs="+", help="evaluated image names (default: all of --images but the calibration ones)")
+    ap.add_argument("--calib-names", nargs="+", help="calibration image names (default: the first m pool photos not evaluated)")
+    ap.add_argument("--limit", type=int, help="evaluate only the first LIMIT images")
+    ap.add_argument("--window", type=int, default=S.RELEASED_WINDOW, help="Bartlett window of the released smoothing")
+    ap.add_argument("--gig-fraction", type=float, default=0.5, help="Guided IG fraction (the authors' runs: 0.5)")
+    ap.add_argument("--gig-max-dist", type=float, default=0.02, help="Guided IG max_dist (the authors' runs: 0.02)")
+    ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
+    ap.add_argument("--batch-size", type=int, default=64, help="points (images x alphas) per forward/backward")
+    ap.add_argument("--out-dir", default=str(ROOT / "results" / "reference"))
+    ap.add_argument("--allow-dirty", action="store_true", help="store from a dirty tree, recording the sha256 of git diff HEAD")
+    ap.add_argument("--dry-run", action="store_true",
+                    help=f"tiny sizes: shipped {DRY_RUN['eval']} evaluated, {DRY_RUN['calib']} calibration, "
+                         f"n in {DRY_RUN['steps']}, k = {DRY_RUN['k']}, window {DRY_RUN['window']}")
+    args = ap.parse_args(argv)
+    command = "python benchmarks/reference_riemannopt.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.dry_run:
+        args.steps, args.k, args.window = DRY_RUN["steps"], DRY_RUN["k"], DRY_RUN["window"]
+        args.m = len(args.calib_names or DRY_RUN["calib"])
+    elif args.m < 8:
+        raise SystemExit(f"--m must be >= 8 calibration images for a stored reference run, got {args.m}")
+    if any(n < 1 for n in args.steps) or args.k < 2:
+        raise SystemExit("--steps must be positive and --k >= 2")
+    state = code_state(args.allow_dirty)
+    src, names, calib_src, calib = choose_images(args, args.model)  # before the model: a missing pool fails fast
+    dev = MO.resolve_device(args.device)
+    net, size, _ = MO.load_model(args.model, dev)
+    settings = {
+        "steps": list(args.steps), "k": args.k, "m": len(calib), "window": args.window, "images": src,
+        "calibration_source": calib_src, "evaluated": names, "calibration": calib, "input_size": size,
+        "gig_fraction": args.gig_fraction, "gig_max_dist": args.gig_max_dist, "dry_run": bool(args.dry_run),
+    }
+    out_dir = Path(args.out_dir)
+    x_eval, x_cal = load(src, names, size), load(calib_src, calib, size)
+    written = []
+    for path in args.paths:
+        file = unit_file(out_dir, args.model, path)
+        if already_stored(file, state, settings):
+            print(f"skip {file} (stored with the same commit and settings)")
+            continue
+        rec = run_unit(net, size, path, args, x_eval, names, x_cal, calib, settings, state, command, dev)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, indent=1))
+        tmp.replace(file)  # a killed run never leaves a half-written unit
+        written.append(file)
+        summary = "  ".join(f"{r}: " + " ".join(f"{rec['results'][r][str(n)]['mean']:.3f}" for n in args.steps) for r in rec["results"])
+        print(f"wrote {file} ({rec['provenance']['wall_s']} s)  mean rel. error per n {args.steps}: {summary}", flush=True)
+    return written
+
+
+if __name__ == "__main__":
+    main()

