@@ -123,8 +123,10 @@ def choose_images(args, model_name: str) -> tuple[str, list[str], str, list[str]
         calib_src = "shipped" if all(n in D.shipped_names() for n in args.calib_names) else "pool"
         calib = list(args.calib_names)
     else:
-        # The first m pool photos (in pool_names' fixed order) that are not evaluated.
-        calib_src, calib = "pool", [n for n in pool if n not in eval_names][: args.m]
+        # The first m pool photos (pool_names' fixed order) that were not named for evaluation: with the
+        # default evaluated set (the whole pool) these are the pool's first m, and the rest is evaluated.
+        named = set(args.eval_names or ())
+        calib_src, calib = "pool", [n for n in pool if n not in named][: args.m]
     if not args.eval_names:
         eval_names = [n for n in eval_names if n not in calib]  # the defaults never evaluate a calibration photo
     if args.limit:

@@ -7,6 +7,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 import riemannkit as rk
+from riemannkit import blur as B
 from riemannkit import paths as P
 
 F64 = torch.float64
@@ -296,12 +297,12 @@ def test_separable_banded_products_equal_depthwise_convolution_per_image_kernels
     import torch.nn.functional as F
 
     x = torch.rand(4, 3, 28, 20, generator=torch.Generator().manual_seed(0), dtype=F64)
-    k, _ = P._gauss_kernels(torch.tensor([0.0, 0.7, 2.0, 5.0], dtype=F64), 8)
+    k, _ = B.gauss_kernels(torch.tensor([0.0, 0.7, 2.0, 5.0], dtype=F64), 8)
     a, n, h, w = x.shape
     kk, r = k.shape[1], k.shape[1] // 2
     flat = x.reshape(1, a * n, h, w)
     wh = k.repeat_interleave(n, 0).view(a * n, 1, kk, 1)
     ww = k.repeat_interleave(n, 0).view(a * n, 1, 1, kk)
     conv = F.conv2d(F.pad(F.conv2d(F.pad(flat, (0, 0, r, r)), wh, groups=a * n), (r, r, 0, 0)), ww, groups=a * n)
-    torch.testing.assert_close(P._separable(x, k, k), conv.view(a, n, h, w), rtol=1e-12, atol=1e-12)
-    assert torch.equal(P._separable(x, k, k)[0], x[0])  # σ = 0: the identity
+    torch.testing.assert_close(B.separable(x, k, k), conv.view(a, n, h, w), rtol=1e-12, atol=1e-12)
+    assert torch.equal(B.separable(x, k, k)[0], x[0])  # σ = 0: the identity
