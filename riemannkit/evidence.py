@@ -1,0 +1,142 @@
+"""The paper beside ours: tables with 95 % bootstrap CIs over images and verdicts computed from stored runs.
+
+Reads the stored reference runs (``results/reference/*.json``, written by benchmarks/reference_*.py) and the
+papers' numbers (``results/paper/*.json``, transcribed from ../shared/papers); nothing here is typed by hand.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import stats as ST
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = ROOT / "results" / "reference"
+PAPER_DIR = ROOT / "results" / "paper"
+PATH_LABELS = {"ig": "IG", "blurig": "BlurIG", "guidedig": "GIG"}
+# Table 1's baseline rows as the authors' code computes them (results/paper/riemannopt_table1.json row_keys).
+TABLE1_BASELINE = {"ig": "linear_right", "blurig": "linear_right", "guidedig": "linear_left"}
+
+
+def load_paper(name: str) -> dict:
+    """A paper's transcribed numbers, ``results/paper/<name>.json``."""
+    f = PAPER_DIR / f"{name}.json"
+    if not f.is_file():
+        raise FileNotFoundError(f"no transcription {str(f)!r}; accepted names: {sorted(p.stem for p in PAPER_DIR.glob('*.json'))}")
+    return json.loads(f.read_text())
+
+
+def load_units(pattern: str = "riemannopt_table1_*.json", folder: str | Path | None = None) -> list[dict]:
+    """The stored reference-run units matching ``pattern`` (each with its file name under 'file'), sorted by name."""
+    folder = Path(folder) if folder is not None else REFERENCE_DIR
+    return [json.loads(f.read_text()) | {"file": f.name} for f in sorted(folder.glob(pattern))]
+
+
+def _paper_cell(paper: dict, path: str, recipe: str, n: int) -> float | None:
+    table = paper["tables"][0]
+    for row, key in table["row_keys"].items():
+        if key["path"] == path and key["recipe"] == recipe and n in table["n"]:
+            return table["rows"][row][table["n"].index(n)]
+    return None
+
+
+def table1_cells(units: list[dict], paper: dict | None = None, seed: int = 0) -> list[dict]:
+    """One dict per (model, path, recipe, n): our mean relative error with its 95 % CI over images, and the paper's value."""
+    cells = []
+    for u in units:
+        for recipe, per_n in u["results"].items():
+            for n_str, cell in per_n.items():
+                n = int(n_str)
+                ci = ST.bootstrap_ci(cell["rel_error"], seed=seed)
+                cells.append({
+                    "model": u["model"], "path": u["path"], "recipe": recipe, "n": n, "mean": ci.estimate, "low": ci.low,
+                    "high": ci.high, "n_images": ci.n, "pooled": cell.get("pooled"), "n_gradients": cell.get("n_gradients"),
+                    "paper": _paper_cell(paper, u["path"], recipe, n) if paper else None,
+                })
+    return cells
+
+
+def table1_markdown(cells: list[dict], recipe_labels: dict[str, str] | None = None, fmt: str = "{:.3f}") -> str:
+    """Markdown table: a row per (path, recipe), a column per n with 'ours [95 % CI] · paper'."""
+    steps = sorted({c["n"] for c in cells})
+    keys = list(dict.fromkeys((c["model"], c["path"], c["recipe"]) for c in cells))
+    by = {(c["model"], c["path"], c["recipe"], c["n"]): c for c in cells}
+    lines = ["| model | path | recipe | images | " + " | ".join(f"n = {n}: ours [95 % CI] · paper" for n in steps) + " |",
+             "|---|---|---|---:|" + "---:|" * len(steps)]
+    for model, path, recipe in keys:
+        row = []
+        for n in steps:
+            c = by.get((model, path, recipe, n))
+            if c is None:
+                row.append("")
+                continue
+            paper = "" if c["paper"] is None else f" · **{fmt.format(c['paper'])}**"
+            row.append(f"{fmt.format(c['mean'])} [{fmt.format(c['low'])}, {fmt.format(c['high'])}]{paper}")
+        n_img = next(c["n_images"] for c in cells if (c["model"], c["path"], c["recipe"]) == (model, path, recipe))
+        label = (recipe_labels or {}).get(recipe, recipe)
+        lines.append(f"| {model} | {PATH_LABELS.get(path, path)} | {label} | {n_img} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def claim(statement: str, a, b, direction: str, paper_a: float | None = None, paper_b: float | None = None,
+          seed: int = 0, **where) -> dict:
+    """A claim "a − b has sign ``direction``" judged on paired per-image values: the CI of the mean difference and its verdict."""
+    ci = ST.paired_difference(a, b, seed=seed)
+    paper_diff = None if paper_a is None or paper_b is None else paper_a - paper_b
+    return {"claim": statement, **where, "ours_diff": ci.estimate, "low": ci.low, "high": ci.high, "n_images": ci.n,
+            "paper_a": paper_a, "paper_b": paper_b, "paper_diff": paper_diff,
+            "paper_verdict": None if paper_diff is None else ("holds" if np.sign(paper_diff) == (-1 if direction == "lower" else 1) else "does not hold"),
+            "verdict": ST.verdict(ci, direction)}
+
+
+def table1_claims(units: list[dict], paper: dict, seed: int = 0) -> list[dict]:
+    """RiemannOpt's Table 1 claim, per path and n: the released recipe's relative error is lower than the baseline's,
+    and the same for the paper's left-bound fit (our row, not the paper's)."""
+    out = []
+    for u in units:
+        path, base = u["path"], TABLE1_BASELINE[u["path"]]
+        res = u["results"]
+        for n_str in sorted(res.get("riemannopt", {}), key=int):
+            n = int(n_str)
+            if n_str not in res.get(base, {}):
+                continue
+            for recipe, what in (("riemannopt", "RiemannOpt (released recipe)"), ("riemannopt_paper_left", "RiemannOpt, paper's left bound")):
+                if n_str not in res.get(recipe, {}):
+                    continue
+                out.append(claim(
+                    f"{PATH_LABELS[path]} + {what} has a lower relative completeness error than {PATH_LABELS[path]} at n = {n}",
+                    res[recipe][n_str]["rel_error"], res[base][n_str]["rel_error"], "lower",
+                    _paper_cell(paper, path, "riemannopt", n) if recipe == "riemannopt" else None,
+                    _paper_cell(paper, path, base, n) if recipe == "riemannopt" else None,
+                    seed=seed, model=u["model"], path=path, n=n, recipe=recipe, baseline=base,
+                ))
+    return out
+
+
+def claims_markdown(claims: list[dict], fmt: str = "{:+.3f}") -> str:
+    """Markdown table of claims: ours (mean paired difference and 95 % CI, images), the paper's difference, verdict."""
+    lines = ["| claim | model | images | ours: mean difference [95 % CI] | paper: difference | verdict |",
+             "|---|---|---:|---:|---:|---|"]
+    for c in claims:
+        paper = "—" if c["paper_diff"] is None else f"{fmt.format(c['paper_diff'])} ({c['paper_verdict']})"
+        lines.append(f"| {c['claim']} | {c.get('model', '')} | {c['n_images']} | {fmt.format(c['ours_diff'])} "
+                     f"[{fmt.format(c['low'])}, {fmt.format(c['high'])}] | {paper} | **{c['verdict']}** |")
+    return "\n".join(lines)
+
+
+def verdict_counts(claims: list[dict]) -> dict[str, int]:
+    """How many claims hold, do not hold, or are inconclusive."""
+    return {v: sum(c["verdict"] == v for c in claims) for v in ST.VERDICTS}
+
+
+def provenance_line(unit: dict) -> str:
+    """One sentence naming where a stored unit came from: commit, command, device, versions, images, date, wall time."""
+    p = unit.get("provenance", {})
+    imgs = unit.get("images", {})
+    return (f"`{unit.get('file', '?')}`: commit {str(p.get('git_commit', '?'))[:10]}{' (dirty)' if p.get('dirty') else ''}, "
+            f"{p.get('device', '?')}, torch {p.get('torch', '?')}, numpy {p.get('numpy', '?')}, scipy {p.get('scipy', '?')}, "
+            f"pillow {p.get('pillow', '?')}; {len(imgs.get('evaluated', []))} evaluated photos, "
+            f"{len(imgs.get('calibration', []))} calibration photos ({', '.join(imgs.get('calibration', []))}); "
+            f"{p.get('date', '?')}, wall time {p.get('wall_s', '?')} s; command: `{p.get('command', '?')}`")

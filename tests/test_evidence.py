@@ -1,0 +1,44 @@
+"""riemannkit.evidence: tables with CIs and verdicts computed from stored units (synthetic units with known answers)."""
+from __future__ import annotations
+
+import numpy as np
+
+from riemannkit import evidence as EV
+
+
+def _unit(path: str, gap: float, n_images: int = 30, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.2, 0.6, n_images)
+    noise = rng.normal(0, 0.01, n_images)
+    res = {"linear_left": {}, "linear_right": {}, "riemannopt": {}, "riemannopt_paper_left": {}}
+    for n in (16, 32):
+        res["linear_right"][str(n)] = {"rel_error": (base / n * 16).tolist()}
+        res["linear_left"][str(n)] = {"rel_error": (base / n * 16).tolist()}
+        res["riemannopt"][str(n)] = {"rel_error": (base / n * 16 - gap + noise).tolist()}
+        res["riemannopt_paper_left"][str(n)] = {"rel_error": (base / n * 16 + noise).tolist()}
+    return {"model": "m", "path": path, "results": res, "images": {"evaluated": [f"p{i}" for i in range(n_images)]}}
+
+
+def test_table1_cells_carry_the_papers_numbers_and_a_ci_that_holds_the_mean():
+    paper = EV.load_paper("riemannopt_table1")
+    cells = EV.table1_cells([_unit("ig", 0.05)], paper)
+    c = next(c for c in cells if c["recipe"] == "riemannopt" and c["n"] == 16)
+    assert c["paper"] == 0.404 and c["low"] <= c["mean"] <= c["high"] and c["n_images"] == 30
+    base = next(c for c in cells if c["recipe"] == "linear_right" and c["n"] == 32)
+    assert base["paper"] == 0.374
+    assert next(c for c in cells if c["recipe"] == "riemannopt_paper_left")["paper"] is None  # not a paper row
+    md = EV.table1_markdown(cells)
+    assert md.count("\n") == 1 + 4 and "**0.404**" in md
+
+
+def test_claims_are_judged_from_the_paired_differences():
+    paper = EV.load_paper("riemannopt_table1")
+    better = EV.table1_claims([_unit("blurig", 0.05)], paper)
+    assert {c["verdict"] for c in better if c["recipe"] == "riemannopt"} == {"holds"}
+    assert {c["verdict"] for c in better if c["recipe"] == "riemannopt_paper_left"} == {"inconclusive"}  # zero-mean noise
+    worse = EV.table1_claims([_unit("blurig", -0.05)], paper)
+    assert {c["verdict"] for c in worse if c["recipe"] == "riemannopt"} == {"does not hold"}
+    c16 = next(c for c in better if c["recipe"] == "riemannopt" and c["n"] == 16)
+    assert abs(c16["paper_diff"] - (0.269 - 0.886)) < 1e-12 and c16["paper_verdict"] == "holds"
+    assert EV.verdict_counts(better)["holds"] == 2
+    assert "**holds**" in EV.claims_markdown(better)
