@@ -85,6 +85,8 @@ def build_model(name: str, device: torch.device, random_weights: bool) -> tuple[
     kw = {"init_weights": True} if name in ("inception_v3", "googlenet") else {}
     net = getattr(torchvision.models, name)(weights=None, **kw)
     model = Normalized(net, _IMAGENET_MEAN, _IMAGENET_STD).to(device).eval()
+    for p in model.parameters():  # as load_model's: no weight gradients anywhere
+        p.requires_grad_(False)
     return model, RANDOM_SIZES.get(name, 224)
 
 
