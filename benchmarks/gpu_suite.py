@@ -102,7 +102,7 @@ def write_stamp() -> dict:
         return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
     files = tracked_files()
-    stamp = {"git_commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    stamp = {"git_commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
              "files": files, "source_sha256": source_digest(files),
              "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     WHEELS.mkdir(exist_ok=True)
@@ -118,7 +118,7 @@ def code_state() -> dict:
             return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=True, timeout=20).stdout.strip()
 
         commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain")  # untracked files count, as in reference_riemannopt.py's own check
         return {"git_commit": commit, "dirty": bool(dirty), "source": "git"}
     except (OSError, subprocess.SubprocessError):
         pass
