@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install data book test test-unit test-notebooks clean
+.PHONY: install data book test test-unit test-notebooks clean gpu-wheels gpu-suite gpu-dry-run
 
 install: $(STAMP) data
 
@@ -39,3 +39,12 @@ test-notebooks: install
 
 clean:
 	rm -rf _build
+
+# The GPU job (README "GPU run"): wheels the GPU machine lacks into .whl/ (needs PyPI) and the commit stamp;
+# gpu-suite runs the suite where a GPU is (on the lent machine: python3 benchmarks/gpu_suite.py --out $$OUT).
+gpu-wheels:
+	PYTHON=$(BIN)/python tools/fetch_gpu_wheels.sh
+gpu-suite: gpu-wheels
+	$(BIN)/python benchmarks/gpu_suite.py --out $${OUT:-_build/gpu_suite}
+gpu-dry-run:
+	$(BIN)/python benchmarks/gpu_suite.py --dry-run --out _build/gpu_dry_run

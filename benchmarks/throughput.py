@@ -85,6 +85,8 @@ def build_model(name: str, device: torch.device, random_weights: bool) -> tuple[
     kw = {"init_weights": True} if name in ("inception_v3", "googlenet") else {}
     net = getattr(torchvision.models, name)(weights=None, **kw)
     model = Normalized(net, _IMAGENET_MEAN, _IMAGENET_STD).to(device).eval()
+    for p in model.parameters():  # as load_model's: no weight gradients anywhere
+        p.requires_grad_(False)
     return model, RANDOM_SIZES.get(name, 224)
 
 
@@ -119,20 +121,28 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: 
     return times, out
 
 
-def timed_pair(fa: Callable[[], object], fb: Callable[[], object], device: torch.device, repeats: int, warmup: int):
+def timed_pair(fa: Callable[[], object], fb: Callable[[], object], device: torch.device, repeats: int, warmup: int,
+               cpu_times: dict | None = None):
     """:func:`timed` for two functions with their repeats interleaved (a, b, a, b, ...), so that a drift of
-    the machine's speed (other load, clocks) hits both alike; returns (times_a, out_a, times_b, out_b)."""
+    the machine's speed (other load, clocks) hits both alike; returns (times_a, out_a, times_b, out_b).
+    ``cpu_times``, when given, receives the process CPU seconds of each repeat under 'a' and 'b': on a
+    shared CPU they depend far less on the other load than wall time does."""
     oa = ob = None
     for _ in range(warmup):
         oa, ob = fa(), fb()
     sync(device)
     ta, tb = [], []
+    ca: list[float] = []
+    cb: list[float] = []
+    if cpu_times is not None:
+        cpu_times.update(a=ca, b=cb)
     for _ in range(repeats):
-        for fn, ts in ((fa, ta), (fb, tb)):
-            t0 = time.perf_counter()
+        for fn, ts, cs in ((fa, ta, ca), (fb, tb, cb)):
+            c0, t0 = time.process_time(), time.perf_counter()
             out = fn()
             sync(device)
             ts.append(time.perf_counter() - t0)
+            cs.append(time.process_time() - c0)
             if fn is fa:
                 oa = out
             else:
@@ -155,17 +165,26 @@ def error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"[:300]
 
 
-def measure_limit(model, x, target, device, dtype, modes, repeats, warmup, output) -> dict:
-    """Forward+backward points/s of the bare model per mode, and the best one."""
+def measure_limit(model, x, target, device, dtype, modes, repeats, warmup, output, threads=None) -> dict:
+    """Forward+backward points/s of the bare model per mode (and, on a CPU, per thread count in ``threads``),
+    and the best one: the limit is the fastest configuration that exists, not the default one."""
     res: dict = {"modes": {}}
+    default_threads = torch.get_num_threads()
+    thread_counts = [None] if device.type != "cpu" or not threads else list(threads)
     for mode in modes:
-        try:
-            m = variant(model, device, dtype, {"eager": "contiguous"}.get(mode, mode))
-            times, _ = timed(bare_step(m, x, target, output), device, repeats, max(warmup, 2 if mode == "compile" else 1))
-            res["modes"][mode] = {"points_per_s": x.shape[0] / statistics.median(times), "times_s": times}
-        except Exception as err:  # compile or channels_last may be unsupported here: record, go on
-            res["modes"][mode] = {"error": error_text(err)}
-            print(f"  limit mode {mode} ({dtype}) failed: {error_text(err)}", file=sys.stderr, flush=True)
+        for nt in thread_counts:
+            key = mode if nt is None else f"{mode}@{nt}t"
+            try:
+                if nt is not None:
+                    torch.set_num_threads(nt)
+                m = variant(model, device, dtype, {"eager": "contiguous"}.get(mode, mode))
+                times, _ = timed(bare_step(m, x, target, output), device, repeats, max(warmup, 2 if mode == "compile" else 1))
+                res["modes"][key] = {"points_per_s": x.shape[0] / statistics.median(times), "times_s": times}
+            except Exception as err:  # compile or channels_last may be unsupported here: record, go on
+                res["modes"][key] = {"error": error_text(err)}
+                print(f"  limit mode {key} ({dtype}) failed: {error_text(err)}", file=sys.stderr, flush=True)
+            finally:
+                torch.set_num_threads(default_threads)
     ok = {k: v["points_per_s"] for k, v in res["modes"].items() if "points_per_s" in v}
     res["best_mode"] = max(ok, key=ok.get) if ok else None
     res["points_per_s"] = ok[res["best_mode"]] if ok else None
@@ -226,6 +245,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--random-weights", action="store_true", help="torchvision models (e.g. inception_v3, resnet50) with weights=None")
     ap.add_argument("--no-captum", action="store_true")
+    ap.add_argument("--captum-delta", action="store_true",
+                    help="Captum with return_convergence_delta=True: it then also evaluates f(x) and f(x'), as riemannkit always does")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads for riemannkit and Captum (default: torch's own)")
+    ap.add_argument("--limit-threads", nargs="+", type=int, default=None,
+                    help="CPU only: also measure the limit at these thread counts (the limit is the fastest configuration)")
     ap.add_argument("--out", default=None, help="default: results/throughput_<device>.json")
     args = ap.parse_args()
     for name in ("steps", "batch_sizes"):
@@ -235,6 +259,8 @@ def main() -> None:
         ap.error("--images and --repeats must be >= 1, --warmup >= 0")
 
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = args.out or f"results/throughput_{device.type}.json"
     has_captum = not args.no_captum and captum_ig(nn.Identity(), "logit") is not None
     methods = [(p, False) for p in args.paths] + ([(p, True) for p in args.paths] if args.idgi else [])
@@ -251,7 +277,8 @@ def main() -> None:
             tb = target.repeat((bs + len(x) - 1) // len(x))[:bs]
             for dtype in args.dtypes:
                 print(f"{model_name} batch {bs} {dtype}: limit", flush=True)
-                limits[bs, dtype] = measure_limit(model, xb, tb, device, dtype, args.limit_modes, args.repeats, args.warmup, args.output)
+                limits[bs, dtype] = measure_limit(model, xb, tb, device, dtype, args.limit_modes, args.repeats, args.warmup, args.output,
+                                                  args.limit_threads)
                 all_limits.append({"model": model_name, "batch_size": bs, "dtype": dtype, **limits[bs, dtype]})
                 for layout in args.layouts:
                     # riemannkit runs its own knobs (amp_dtype, channels_last, compile) on a copy, so that the
@@ -273,13 +300,15 @@ def main() -> None:
                             kw = {} if use_idgi else {"rule": "left"}
                             run_rk = lambda: fn(m, x, path, n=n, target=target, output=args.output, batch_size=bs, **knobs, **kw)  # noqa: E731
                             with_captum = ig is not None and method == "ig" and n > 1
-                            run_captum = lambda: ig.attribute(x, target=target, n_steps=n, method="riemann_left", internal_batch_size=bs)  # noqa: E731
+                            run_captum = lambda: ig.attribute(x, target=target, n_steps=n, method="riemann_left", internal_batch_size=bs,  # noqa: E731
+                                                              return_convergence_delta=args.captum_delta)
                             captum_result = None
                             try:
                                 if with_captum:
                                     try:
-                                        times, r, ct, ca = timed_pair(run_rk, run_captum, device, args.repeats, args.warmup)
-                                        captum_result = (ct, ca)
+                                        cpu: dict = {}
+                                        times, r, ct, ca = timed_pair(run_rk, run_captum, device, args.repeats, args.warmup, cpu)
+                                        captum_result = (ct, ca[0] if args.captum_delta else ca, cpu)
                                     except Exception as err:  # Captum failed: time riemannkit alone
                                         captum_result = err
                                         times, r = timed(run_rk, device, args.repeats, args.warmup)
@@ -310,10 +339,14 @@ def main() -> None:
                             if isinstance(captum_result, BaseException):
                                 row["captum_error"] = error_text(captum_result)
                             elif captum_result is not None:
-                                ct, ca = captum_result  # timed interleaved with riemannkit's repeats
+                                ct, ca, cpu = captum_result  # timed interleaved with riemannkit's repeats
                                 row["captum_images_per_s"] = args.images / statistics.median(ct)
                                 row["captum_times_s"] = ct
                                 row["rk_vs_captum"] = rk / row["captum_images_per_s"]
+                                # Process CPU seconds: less sensitive to the other load of a shared machine.
+                                row["rk_cpu_s"], row["captum_cpu_s"] = cpu["a"], cpu["b"]
+                                row["rk_vs_captum_cpu_time"] = statistics.median(cpu["b"]) / statistics.median(cpu["a"])
+                                row["rk_vs_captum_per_repeat"] = [c / t for t, c in zip(times, ct)]
                                 row["captum_attr_rel_l2"] = rel_l2(r.attr, ca)  # same nodes: should be float noise
                             rows.append(row)
         del model
