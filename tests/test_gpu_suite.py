@@ -22,6 +22,10 @@ def _suite_module():
     return mod
 
 
+# End-to-end script runs (a minute or more): make test runs them once; .ci/run's extra thread/kernel runs skip them.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gpu_suite")

