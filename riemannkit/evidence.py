@@ -140,3 +140,64 @@ def provenance_line(unit: dict) -> str:
             f"pillow {p.get('pillow', '?')}; {len(imgs.get('evaluated', []))} evaluated photos, "
             f"{len(imgs.get('calibration', []))} calibration photos ({', '.join(imgs.get('calibration', []))}); "
             f"{p.get('date', '?')}, wall time {p.get('wall_s', '?')} s; command: `{p.get('command', '?')}`")
+
+
+def cross_n_claim(units: list[dict], path: str, n_opt: int, n_base: int, paper: dict | None = None, seed: int = 0) -> dict | None:
+    """"RiemannOpt at n_opt is not worse than the baseline at n_base" on paired per-image errors (None without the cells)."""
+    for u in units:
+        if u["path"] != path:
+            continue
+        res, base = u["results"], TABLE1_BASELINE[path]
+        a, b = res.get("riemannopt", {}).get(str(n_opt)), res.get(base, {}).get(str(n_base))
+        if a is None or b is None:
+            return None
+        return claim(
+            f"{PATH_LABELS[path]} + RiemannOpt at n = {n_opt} is not worse than {PATH_LABELS[path]} at n = {n_base}",
+            a["rel_error"], b["rel_error"], "lower",
+            _paper_cell(paper, path, "riemannopt", n_opt) if paper else None,
+            _paper_cell(paper, path, base, n_base) if paper else None,
+            seed=seed, model=u["model"], path=path, n=n_opt, recipe="riemannopt", baseline=base,
+        )
+    return None
+
+
+def combined_verdict(verdicts: list[str]) -> str:
+    """A claim made for every cell ("at every n"): holds if every cell holds, does not hold if any does not, else inconclusive."""
+    if not verdicts:
+        return "not judged"
+    if any(v == "does not hold" for v in verdicts):
+        return "does not hold"
+    return "holds" if all(v == "holds" for v in verdicts) else "inconclusive"
+
+
+def judge_claims(claims: list[dict], units: list[dict], paper: dict) -> list[dict]:
+    """Our verdict for each claim of results/paper/claims.json that a stored unit can judge; 'not judged' otherwise."""
+    table = [c for c in table1_claims(units, paper) if c["recipe"] == "riemannopt"]
+    out = []
+    for c in claims:
+        row = {**c, "verdict": "not judged", "ours": c.get("needs", "no stored reference run yet")}
+        if c.get("judge") == "table1_rows":
+            cells = [t for t in table if t["path"] == c["args"]["path"]]
+            if cells:
+                row["verdict"] = combined_verdict([t["verdict"] for t in cells])
+                row["ours"] = "; ".join(f"n = {t['n']}: {t['ours_diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] ({t['verdict']})" for t in cells)
+                row["images"] = cells[0]["n_images"]
+                row["model"] = cells[0]["model"]
+        elif c.get("judge") == "cross_n":
+            t = cross_n_claim(units, paper=paper, **c["args"])
+            if t is not None:
+                row["verdict"], row["images"], row["model"] = t["verdict"], t["n_images"], t["model"]
+                row["ours"] = f"{t['ours_diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}]"
+        out.append(row)
+    return out
+
+
+def claims_overview_markdown(judged: list[dict]) -> str:
+    """The "What held" table: paper, claim, the paper's evidence, ours (mean paired difference [95 % CI]), images, verdict, chapter."""
+    lines = ["| paper | claim | the paper's evidence | ours: mean paired difference [95 % CI] | model, images | verdict | chapter |",
+             "|---|---|---|---|---|---|---|"]
+    for c in judged:
+        who = f"{c['model']}, {c['images']}" if c.get("images") else "—"
+        lines.append(f"| {c['paper']} | {c['claim']} | {c['evidence']} | {c['ours']} | {who} | **{c['verdict']}** | "
+                     f"[{c['chapter']}]({c['chapter']}.ipynb) |")
+    return "\n".join(lines)

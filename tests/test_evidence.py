@@ -42,3 +42,17 @@ def test_claims_are_judged_from_the_paired_differences():
     assert abs(c16["paper_diff"] - (0.269 - 0.886)) < 1e-12 and c16["paper_verdict"] == "holds"
     assert EV.verdict_counts(better)["holds"] == 2
     assert "**holds**" in EV.claims_markdown(better)
+
+
+def test_judge_claims_combines_cells_and_leaves_unjudged_claims_marked():
+    import json
+
+    paper = EV.load_paper("riemannopt_table1")
+    claims = json.loads((EV.PAPER_DIR / "claims.json").read_text())["claims"]
+    judged = EV.judge_claims(claims, [_unit("ig", 0.05)], paper)
+    by = {c["id"]: c for c in judged}
+    assert by["R1-ig"]["verdict"] == "holds" and by["R1-ig"]["images"] == 30
+    assert by["R1-blurig"]["verdict"] == "not judged" and by["I1"]["verdict"] == "not judged"
+    assert EV.combined_verdict(["holds", "inconclusive"]) == "inconclusive"
+    assert EV.combined_verdict(["holds", "does not hold"]) == "does not hold"
+    assert "**holds**" in EV.claims_overview_markdown(judged)
