@@ -15,8 +15,10 @@ Guided IG takes only left sums, so its linear_right and gausslegendre rows are a
 gradient evaluations per image (riemannopt fewer if Powell leaves empty intervals: n_gradients is stored).
 The |g'| estimates come from Algorithm 1 with k points on m calibration images DISJOINT from the
 evaluated ones (names stored).  One JSON per (model, path) unit is written under --out-dir as it finishes,
-with the per-image values, the fitted points (Figure 2), the |g'| curves and provenance; a unit already
-stored with the same commit and settings is skipped (resumable).  The script refuses to store from a dirty
+with the per-image values, the fitted points (Figure 2), the |g'| curves and provenance.  A unit is saved after
+its calibration and after each n ("complete": false until the last), and a run resumes a stored unit made with
+the same settings and the same code (code_sha256: the committed contents of CODE_FILES, the files that shape
+the numbers), so it can span commits and sessions; each session's share is listed under provenance.parts.  The script refuses to store from a dirty
 git tree unless --allow-dirty, which records the sha256 of `git diff HEAD`.
 
     python benchmarks/reference_riemannopt.py --model efficientnet_lite0 --images pool --device auto
@@ -84,6 +86,21 @@ def code_state(allow_dirty: bool) -> dict:
             "sha256 is git_diff_sha256 (git diff HEAD) and untracked_sha256 (the untracked files listed)"
         )
     return state
+
+
+# The files whose code shapes this run's numbers: a partial unit is resumed only when these are unchanged
+# (byte for byte at HEAD), so a run can span commits (and sessions) that change other files.
+CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "paths", "blur", "schedule", "metrics", "models", "data",
+                                                   "pool", "validate")) + ("benchmarks/reference_riemannopt.py",)
+
+
+def code_sha256() -> str:
+    """sha256 over the committed contents of CODE_FILES."""
+    h = hashlib.sha256()
+    for f in CODE_FILES:
+        blob = subprocess.run(["git", "show", f"HEAD:{f}"], cwd=ROOT, capture_output=True, check=True).stdout
+        h.update(f.encode() + b"\0" + blob + b"\0")
+    return h.hexdigest()
 
 
 def versions() -> dict:
@@ -181,21 +198,45 @@ def row_args(row: str, path: str, n: int, cal: dict) -> tuple[dict, np.ndarray |
     raise ValueError(f"unknown row={row!r}; accepted values: {', '.join(ROWS)}")
 
 
-def run_unit(net, size: int, path: str, args, x_eval, names, x_cal, calib, settings, state, command, dev) -> dict:
+def run_unit(net, size: int, path: str, args, x_eval, names, x_cal, calib, settings, state, command, dev,
+             resume: dict | None = None, save=None) -> dict:
     from tqdm.auto import tqdm
 
     t0 = time.time()
     kw = path_kwargs(path, args)
-    grid, curves, _ = S.per_image_derivatives(net, x_cal, path, settings["k"], None, "prob", args.batch_size, **kw)
-    rgrid, profile = S.released_gprime_profile(curves, settings["window"])
+    part = {**state, "command": command, "device": device_name(dev), **versions(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if resume is not None:
+        # Same settings and same code (code_sha256): keep the calibration and the finished n, compute the rest.
+        c = resume["calibration"]
+        grid, curves = np.asarray(c["grid"]), np.asarray(c["per_image_gprime"])
+        rgrid, profile = np.asarray(c["released_grid"]), np.asarray(c["released_profile"])
+        t_cal = 0.0
+    else:
+        grid, curves, _ = S.per_image_derivatives(net, x_cal, path, settings["k"], None, "prob", args.batch_size, **kw)
+        rgrid, profile = S.released_gprime_profile(curves, settings["window"])
+        t_cal = time.time() - t0
     cal = {"grid": grid, "gprime": curves.mean(0), "released_grid": rgrid, "released_profile": profile}
-    t_cal = time.time() - t0
     rows = [r for r in ROWS if not (path in P.ADAPTIVE_PATHS and r in CLOSED_FORM_ONLY)]
     x_eval, target = I._prepare(net, x_eval, None, args.batch_size)
-    results: dict = {r: {} for r in rows}
-    points: dict = {r: {} for r in rows if r in ("riemannopt", "riemannopt_paper_left", "density")}
-    bar = tqdm(total=len(rows) * len(settings["steps"]), desc=f"{args.model} {path}")
+    results: dict = resume["results"] if resume is not None else {r: {} for r in rows}
+    points: dict = resume["points"] if resume is not None else {r: {} for r in rows if r in ("riemannopt", "riemannopt_paper_left", "density")}
+    done = [n for n in settings["steps"] if all(str(n) in results[r] for r in rows)]
+    parts = list(resume["provenance"]["parts"]) if resume is not None else []
+    bar = tqdm(total=len(rows) * len(settings["steps"]), initial=len(rows) * len(done), desc=f"{args.model} {path}")
+
+    def record(complete: bool) -> dict:
+        return unit_record(args, path, kw, settings, rows, names, calib, target, grid, curves, cal, rgrid, profile,
+                           c_wall=(resume or {}).get("calibration", {}).get("wall_s", round(t_cal, 2)), points=points,
+                           results=results, parts=[*parts, {**part, "steps_done": [n for n in settings["steps"] if all(str(n) in results[r] for r in rows)],
+                                                            "wall_s": round(time.time() - t0, 1)}],
+                           complete=complete)
+
+    if save is not None and resume is None:
+        save(record(False))  # the calibration alone is worth keeping: it is the slowest single step for Guided IG
     for n in settings["steps"]:
+        if n in done:
+            continue
         for row in rows:
             kwargs, pts = row_args(row, path, n, cal)
             if pts is not None:
@@ -214,10 +255,20 @@ def run_unit(net, size: int, path: str, args, x_eval, names, x_cal, calib, setti
                 "wall_s": round(time.time() - ts, 2),
             }
             bar.update()
+        if save is not None:
+            save(record(False))
     bar.close()
+    return record(True)
+
+
+def unit_record(args, path, kw, settings, rows, names, calib, target, grid, curves, cal, rgrid, profile, c_wall, points,
+                results, parts, complete) -> dict:
+    """The stored unit: settings, images, calibration, points, per-image results and the provenance of each part."""
+    last = parts[-1]
     return {
         "benchmark": "reference_riemannopt",
         "schema": SCHEMA,
+        "complete": complete,
         "model": args.model,
         "path": path,
         "path_kwargs": kw,
@@ -228,23 +279,18 @@ def run_unit(net, size: int, path: str, args, x_eval, names, x_cal, calib, setti
         "recipes": {r: S.RECIPES[r]._asdict() for r in rows},
         "images": {"evaluated": names, "calibration": calib, "targets": target.tolist()},
         "calibration": {
-            "grid": grid.tolist(),
-            "per_image_gprime": curves.tolist(),
-            "mean_gprime": cal["gprime"].tolist(),
-            "released_grid": rgrid.tolist(),
-            "released_profile": profile.tolist(),
-            "wall_s": round(t_cal, 2),
+            "grid": np.asarray(grid).tolist(),
+            "per_image_gprime": np.asarray(curves).tolist(),
+            "mean_gprime": np.asarray(cal["gprime"]).tolist(),
+            "released_grid": np.asarray(rgrid).tolist(),
+            "released_profile": np.asarray(profile).tolist(),
+            "wall_s": c_wall,
         },
         "points": points,
         "results": results,
-        "provenance": {
-            **state,
-            "command": command,
-            "device": device_name(dev),
-            **versions(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "wall_s": round(time.time() - t0, 1),
-        },
+        # The last part's provenance (commit, command, device, versions, date); 'parts' lists every session's share.
+        "provenance": {**{k: v for k, v in last.items() if k != "steps_done"},
+                       "wall_s": round(sum(p["wall_s"] for p in parts), 1), "parts": parts},
     }
 
 
@@ -252,16 +298,20 @@ def unit_file(out_dir: Path, model: str, path: str) -> Path:
     return out_dir / f"riemannopt_table1_{model}_{path}.json"
 
 
-def already_stored(file: Path, state: dict, settings: dict) -> bool:
+def stored_unit(file: Path, state: dict, settings: dict) -> dict | None:
+    """The unit stored in ``file`` when it was made with the same settings and the same code (code_sha256, or the
+    same dirty-tree hashes), else None."""
     if not file.is_file():
-        return False
+        return None
     try:
         rec = json.loads(file.read_text())
     except json.JSONDecodeError:
-        return False
+        return None
     prov = rec.get("provenance", {})
-    same_code = all(prov.get(key) == state.get(key) for key in ("git_commit", "git_diff_sha256", "untracked_sha256"))
-    return same_code and rec.get("settings") == settings and rec.get("schema") == SCHEMA
+    same_code = all(prov.get(key) == state.get(key) for key in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
+    if same_code and rec.get("settings") == settings and rec.get("schema") == SCHEMA:
+        return rec
+    return None
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -294,7 +344,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         raise SystemExit(f"--m must be >= 8 calibration images for a stored reference run, got {args.m}")
     if any(n < 1 for n in args.steps) or args.k < 2:
         raise SystemExit("--steps must be positive and --k >= 2")
-    state = code_state(args.allow_dirty)
+    state = {**code_state(args.allow_dirty), "code_sha256": code_sha256(), "code_files": list(CODE_FILES)}
     src, names, calib_src, calib = choose_images(args, args.model)  # before the model: a missing pool fails fast
     dev = MO.resolve_device(args.device)
     net, size, _ = MO.load_model(args.model, dev)
@@ -308,14 +358,22 @@ def main(argv: list[str] | None = None) -> list[Path]:
     written = []
     for path in args.paths:
         file = unit_file(out_dir, args.model, path)
-        if already_stored(file, state, settings):
-            print(f"skip {file} (stored with the same commit and settings)")
+        prev = stored_unit(file, state, settings)
+        if prev is not None and prev.get("complete", True):
+            print(f"skip {file} (stored with the same code and settings)")
             continue
-        rec = run_unit(net, size, path, args, x_eval, names, x_cal, calib, settings, state, command, dev)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec, indent=1))
-        tmp.replace(file)  # a killed run never leaves a half-written unit
+        if prev is not None:
+            done = sorted({int(n) for r in prev["results"].values() for n in r})
+            print(f"resume {file}: cells stored for n in {done}", flush=True)
+
+        def save(rec: dict, file: Path = file) -> None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(rec, indent=1))
+            tmp.replace(file)  # a killed run never leaves a half-written file
+
+        rec = run_unit(net, size, path, args, x_eval, names, x_cal, calib, settings, state, command, dev, resume=prev, save=save)
+        save(rec)
         written.append(file)
         summary = "  ".join(f"{r}: " + " ".join(f"{rec['results'][r][str(n)]['mean']:.3f}" for n in args.steps) for r in rec["results"])
         print(f"wrote {file} ({rec['provenance']['wall_s']} s)  mean rel. error per n {args.steps}: {summary}", flush=True)

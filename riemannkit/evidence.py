@@ -201,3 +201,28 @@ def claims_overview_markdown(judged: list[dict]) -> str:
         lines.append(f"| {c['paper']} | {c['claim']} | {c['evidence']} | {c['ours']} | {who} | **{c['verdict']}** | "
                      f"[{c['chapter']}]({c['chapter']}.ipynb) |")
     return "\n".join(lines)
+
+
+def pool_table_markdown(manifest: dict, models: tuple[str, ...] = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")) -> str:
+    """The photo pool as a table: photo, source package and version, licence, human label, each model's top-1 (probability, ✓/✗)."""
+    short = {m: m.replace("efficientnet_", "").replace("lite", "Lite") for m in models}
+    lines = ["| photo | source (package, version) | licence | label (human) | " + " | ".join(f"{short[m]} top-1 (p)" for m in models) + " | in pool |",
+             "|---|---|---|---|" + "---|" * len(models) + "---|"]
+    for p in manifest["photos"]:
+        src = p["source"]
+        cells = []
+        for m in models:
+            r = p["models"][m]
+            cells.append(f"{'✓' if r['correct'] else '✗'} {r['top1_name']} ({r['top1_prob']:.2f})")
+        lines.append(f"| {p['name']} | {src['package']} {src['version']} | {p['licence']} | {p['label_name']} ({p['label']}) | "
+                     + " | ".join(cells) + f" | {'yes' if p['in_pool'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def pool_counts(manifest: dict) -> dict[str, int]:
+    """Photos in the manifest, in the pool, and correctly classified per model (computed from the manifest's flags)."""
+    photos = manifest["photos"]
+    out = {"photos": len(photos), "in_pool": sum(p["in_pool"] for p in photos)}
+    for m in photos[0]["models"]:
+        out[m] = sum(p["models"][m]["correct"] for p in photos)
+    return out

@@ -56,3 +56,13 @@ def test_judge_claims_combines_cells_and_leaves_unjudged_claims_marked():
     assert EV.combined_verdict(["holds", "inconclusive"]) == "inconclusive"
     assert EV.combined_verdict(["holds", "does not hold"]) == "does not hold"
     assert "**holds**" in EV.claims_overview_markdown(judged)
+
+
+def test_pool_table_has_a_row_per_photo_and_counts_match_the_flags():
+    from riemannkit import pool
+
+    man = pool.manifest()
+    md = EV.pool_table_markdown(man)
+    assert md.count("\n") == 1 + len(man["photos"])
+    counts = EV.pool_counts(man)
+    assert counts["in_pool"] == len(pool.pool_names()) and counts["efficientnet_lite0"] == len(pool.pool_names("efficientnet_lite0"))

@@ -45,8 +45,19 @@ def test_dry_run_stores_and_resumes(tmp_path):
     prov = rec["provenance"]
     for key in ("git_commit", "command", "device", "torch", "numpy", "scipy", "pillow", "date", "wall_s"):
         assert prov.get(key) not in (None, ""), key
-    # resumable: the same commit and settings are skipped
+    # resumable: a complete unit with the same code and settings is skipped ...
     assert ref.main(argv) == []
+    # ... and a partial one computes only the n it lacks, keeping the finished cells and the calibration
+    rec["complete"] = False
+    for row in rec["results"].values():
+        row.pop(str(steps[-1]))
+    kept = rec["results"]["riemannopt"][str(steps[0])]["rel_error"]
+    written[0].write_text(json.dumps(rec))
+    again = json.loads(ref.main(argv)[0].read_text())
+    assert again["complete"] and again["results"]["riemannopt"][str(steps[0])]["rel_error"] == kept
+    assert all(str(steps[-1]) in r for r in again["results"].values())
+    assert again["calibration"]["per_image_gprime"] == rec["calibration"]["per_image_gprime"]
+    assert len(again["provenance"]["parts"]) == len(rec["provenance"]["parts"]) + 1
 
 
 def test_refuses_bad_settings(tmp_path):
