@@ -3,7 +3,7 @@
     python tools/check_book.py _build/html --screenshots _build/screenshots
 
 Fails (exit 1) on: Markdown table text left as a paragraph of pipes, math that MathJax did not typeset
-(raw TeX outside code), broken images, links inside the book to a missing file or anchor, a page whose first
+(raw TeX outside code), directives shown as text (`.. automodule::`), broken images, links inside the book to a missing file or anchor, a page whose first
 visible thing is code rather than its title, JavaScript errors and failed loads (a request to the network
 counts as one: the book must work offline). Saves a PNG screenshot of each page for a human to look at.
 Chromium is Debian's (`make chromium` installs it); it is driven over its DevTools protocol (websocket-client).
@@ -44,7 +44,7 @@ PAGE_JS = r"""
   }
   await document.fonts.ready;
   const skip = el => el.closest("pre, code, script, style, textarea, mjx-container, .highlight, mjx-assistive-mml");
-  const rawMath = [], rawTables = [];
+  const rawMath = [], rawTables = [], rawMarkup = [];
   const texRe = /\\(frac|tfrac|alpha|beta|gamma|sigma|mathrm|mathbf|sum|int|left|right|qquad|approx|odot|nabla)\b|\$\$|\\\(|\\\[/;
   const dollarRe = /(^|[^\w$\\])\$[^$\s][^$\n]{0,200}?\$(?![\w$])/;
   const pipeRe = /\|\s*:?[-\u2014\u2013]{2,}:?\s*\|/;
@@ -58,6 +58,7 @@ PAGE_JS = r"""
     if (skip(el)) continue;
     const t = el.innerText || "";
     if (pipeRe.test(t) || /^\s*\|[^|\n]+\|[^|\n]+\|/.test(t)) rawTables.push(t.trim().slice(0, 120));
+    if (/^\s*\.\. [a-z:]+::/.test(t)) rawMarkup.push(t.trim().slice(0, 120));
   }
   for (const el of document.querySelectorAll(".math")) {
     if (!el.querySelector("mjx-container") && !el.closest("mjx-container")) rawMath.push("untypeset: " + el.textContent.trim().slice(0, 100));
@@ -78,7 +79,7 @@ PAGE_JS = r"""
     title: document.title, h1: h1 ? h1.innerText.trim() : null, mathjax,
     mathTypeset: document.querySelectorAll("mjx-container").length,
     tables: art.querySelectorAll("table").length, images: imgs.length,
-    rawMath: Array.from(new Set(rawMath)).slice(0, 10), rawTables: rawTables.slice(0, 10), broken,
+    rawMath: Array.from(new Set(rawMath)).slice(0, 10), rawTables: rawTables.slice(0, 10), rawMarkup: rawMarkup.slice(0, 10), broken,
     codeBeforeTitle, links,
     height: Math.ceil(document.documentElement.scrollHeight),
   });
@@ -207,6 +208,7 @@ def check_page(browser: Chromium, root: Path, page: Path, shots: Path | None, ca
     browser.send("Runtime.evaluate", {"expression": "1"})
     problems = [f"raw table text: {t!r}" for t in info["rawTables"]]
     problems += [f"untypeset math: {t!r}" for t in info["rawMath"]]
+    problems += [f"raw reStructuredText directive: {t!r}" for t in info["rawMarkup"]]
     problems += [f"broken image: {s}" for s in info["broken"]]
     if info["codeBeforeTitle"] is not None and page.name not in ("genindex.html", "search.html", "py-modindex.html"):
         problems.append(f"code before the title: {info['codeBeforeTitle']!r}")

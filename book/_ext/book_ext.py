@@ -1,7 +1,9 @@
-"""Sphinx extension: drop repeated <script> entries from the HTML pages.
+"""The book's own Sphinx extension.
 
-sphinx-thebe's set-up runs twice in a Jupyter Book build, so its inline configuration
-(`const THEBE_JS_URL = ...`) was added twice and the browser threw a SyntaxError on every page.
+- Drops repeated <script> entries: sphinx-thebe's set-up runs twice in a Jupyter Book build, so its inline
+  configuration (`const THEBE_JS_URL = ...`) was added twice and the browser threw a SyntaxError on each page.
+- Shows docstrings on the API page as written (a literal block): riemannkit's docstrings are plain text with
+  the papers' notation (|g'|, α_{i+1}, *args), which reStructuredText would misread as markup.
 """
 
 
@@ -30,7 +32,13 @@ def _dedupe_page(app, pagename, templatename, context, doctree):
         context["script_files"][:] = _unique(context["script_files"])
 
 
+def _plain_docstring(app, what, name, obj, options, lines):
+    if any(line.strip() for line in lines):
+        lines[:] = [".. code-block:: text", ""] + ["    " + line for line in lines] + [""]
+
+
 def setup(app):
+    app.connect("autodoc-process-docstring", _plain_docstring)
     app.connect("env-before-read-docs", _dedupe_registry, priority=900)
     app.connect("html-page-context", _dedupe_page, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
