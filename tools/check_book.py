@@ -225,10 +225,15 @@ def check_page(browser: Chromium, root: Path, page: Path, shots: Path | None, ca
             problems.append(f"link to a missing anchor: {target.relative_to(root)}#{u.fragment}")
     problems += errors_from(browser.events)
     if shots is not None:
+        # A viewport as tall as the page (capped), so the whole page is laid out as a reader scrolls it.
         height = min(info["height"], 16000)
-        shot = browser.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1}}, timeout=120)
+        browser.send("Emulation.setDeviceMetricsOverride",
+                     {"width": 1280, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        browser.send("Runtime.evaluate", {"expression": "window.scrollTo(0, 0)"})
+        time.sleep(0.3)
+        shot = browser.send("Page.captureScreenshot", {"format": "png"}, timeout=120)
+        browser.send("Emulation.setDeviceMetricsOverride",
+                     {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})
         out = shots / (str(page.relative_to(root).with_suffix("")).replace("/", "__") + ".png")
         out.write_bytes(base64.b64decode(shot["data"]))
         info["screenshot"] = str(out)
