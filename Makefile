@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install data book test test-unit test-notebooks clean gpu-wheels gpu-suite gpu-dry-run
+.PHONY: install data book check-book chromium check-chapters test test-unit test-notebooks clean gpu-wheels gpu-suite gpu-dry-run
 
 install: $(STAMP) data
 
@@ -24,12 +24,33 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (riemannkit)"
 	touch $(STAMP)
 
+# MathJax 3 from npm (Apache-2.0), copied into the book's static files so equations typeset offline.
+MATHJAX := book/static/mathjax/tex-mml-chtml.js
+$(MATHJAX):
+	command -v npm >/dev/null || { apt-get install -y -qq npm >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq npm >/dev/null; }; }
+	npm install --prefix _build/npm --no-audit --no-fund --no-save mathjax@3.2.2
+	rm -rf book/static/mathjax && cp -r _build/npm/node_modules/mathjax/es5 book/static/mathjax
+
 # Executes every notebook with its quick offline defaults, then builds the HTML book (warnings are errors).
-book: install
+book: install $(MATHJAX)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-test: test-unit test-notebooks
+# Debian's Chromium for the browser test of the built book (root, apt-get), as for dataset-fashion-mnist.
+chromium:
+	@command -v chromium >/dev/null || { apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null; }; }
+
+# Loads every page of _build/html in headless Chromium with no network: tables, math, images, links, JS errors.
+check-book: install chromium
+	$(BIN)/python tools/check_book.py _build/html --screenshots _build/screenshots
+
+# Each notebooks/<name>.ipynb must be what its source chapters/<name>.md gives.
+check-chapters: install
+	$(BIN)/python tools/sync_chapters.py --check
+
+test: check-chapters test-unit test-notebooks
 
 test-unit: install
 	$(BIN)/python -m pytest tests -q

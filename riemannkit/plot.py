@@ -5,8 +5,14 @@ import numpy as np
 import torch
 
 
-def gprime_with_points(ax, grid: np.ndarray, gprime: np.ndarray, schedules: dict, title: str = "") -> None:
-    """|g'(α)| curve with each schedule's points as a row of ticks below it (RiemannOpt's Figure 2)."""
+def gprime_with_points(ax, grid: np.ndarray, gprime: np.ndarray, schedules: dict, title: str = "",
+                       legend: str | None = "best") -> None:
+    """|g'(α)| curve with each schedule's points as a row of ticks below it (RiemannOpt's Figure 2).
+
+    ``legend``: "best" (inside the axes), "outside" (right of the axes, never over the curve) or None
+    (no legend: a figure with several panels draws one for all, e.g. ``fig.legend(*ax.get_legend_handles_labels())``)."""
+    if legend not in ("best", "outside", None):
+        raise ValueError(f"legend={legend!r}; accepted values: 'best', 'outside', None")
     ax.plot(grid, gprime, color="k", lw=1.5, label=r"$|g'(\alpha)|$")
     top = float(np.max(gprime)) or 1.0
     for i, (name, alphas) in enumerate(schedules.items()):
@@ -16,7 +22,10 @@ def gprime_with_points(ax, grid: np.ndarray, gprime: np.ndarray, schedules: dict
     ax.set_ylabel(r"mean $|g'(\alpha)|$")
     ax.set_xlim(0, 1)
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    if legend == "best":
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    elif legend == "outside":
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
 def saliency_image(attr: torch.Tensor, q: float = 0.99) -> np.ndarray:
