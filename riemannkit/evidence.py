@@ -29,9 +29,13 @@ def load_paper(name: str) -> dict:
 
 
 def load_units(pattern: str = "riemannopt_table1_*.json", folder: str | Path | None = None) -> list[dict]:
-    """The stored reference-run units matching ``pattern`` (each with its file name under 'file'), sorted by name."""
+    """The stored reference-run units matching ``pattern`` (each with its file name under 'file'), by model and
+    path (IG, BlurIG, Guided IG); a dry run's unit (tiny sizes, a test of the script) is never evidence and is skipped."""
     folder = Path(folder) if folder is not None else REFERENCE_DIR
-    return [json.loads(f.read_text()) | {"file": f.name} for f in sorted(folder.glob(pattern))]
+    units = [json.loads(f.read_text()) | {"file": f.name} for f in sorted(folder.glob(pattern))]
+    order = list(PATH_LABELS)
+    units = [u for u in units if not u.get("settings", {}).get("dry_run")]
+    return sorted(units, key=lambda u: (u.get("model", ""), order.index(u["path"]) if u.get("path") in order else len(order)))
 
 
 def _paper_cell(paper: dict, path: str, recipe: str, n: int) -> float | None:
@@ -80,15 +84,20 @@ def table1_markdown(cells: list[dict], recipe_labels: dict[str, str] | None = No
     return "\n".join(lines)
 
 
+# Fewer images than this make a bootstrap interval too narrow to trust: such a claim is 'inconclusive'.
+MIN_IMAGES = 10
+
+
 def claim(statement: str, a, b, direction: str, paper_a: float | None = None, paper_b: float | None = None,
           seed: int = 0, **where) -> dict:
-    """A claim "a − b has sign ``direction``" judged on paired per-image values: the CI of the mean difference and its verdict."""
+    """A claim "a − b has sign ``direction``" judged on paired per-image values: the CI of the mean difference and its
+    verdict ('inconclusive' below MIN_IMAGES images, whatever the interval)."""
     ci = ST.paired_difference(a, b, seed=seed)
     paper_diff = None if paper_a is None or paper_b is None else paper_a - paper_b
     return {"claim": statement, **where, "ours_diff": ci.estimate, "low": ci.low, "high": ci.high, "n_images": ci.n,
             "paper_a": paper_a, "paper_b": paper_b, "paper_diff": paper_diff,
             "paper_verdict": None if paper_diff is None else ("holds" if np.sign(paper_diff) == (-1 if direction == "lower" else 1) else "does not hold"),
-            "verdict": ST.verdict(ci, direction)}
+            "verdict": ST.verdict(ci, direction) if ci.n >= MIN_IMAGES else "inconclusive"}
 
 
 def table1_claims(units: list[dict], paper: dict, seed: int = 0) -> list[dict]:

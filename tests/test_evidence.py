@@ -36,6 +36,8 @@ def test_claims_are_judged_from_the_paired_differences():
     better = EV.table1_claims([_unit("blurig", 0.05)], paper)
     assert {c["verdict"] for c in better if c["recipe"] == "riemannopt"} == {"holds"}
     assert {c["verdict"] for c in better if c["recipe"] == "riemannopt_paper_left"} == {"inconclusive"}  # zero-mean noise
+    few = EV.table1_claims([_unit("blurig", 0.05, n_images=5)], paper)
+    assert {c["verdict"] for c in few} == {"inconclusive"}  # below MIN_IMAGES no interval is trusted
     worse = EV.table1_claims([_unit("blurig", -0.05)], paper)
     assert {c["verdict"] for c in worse if c["recipe"] == "riemannopt"} == {"does not hold"}
     c16 = next(c for c in better if c["recipe"] == "riemannopt" and c["n"] == 16)
