@@ -190,6 +190,12 @@ def judge_claims(claims: list[dict], units: list[dict], paper: dict) -> list[dic
             if cells:
                 row["verdict"] = combined_verdict([t["verdict"] for t in cells])
                 row["ours"] = "; ".join(f"n = {t['n']}: {t['ours_diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] ({t['verdict']})" for t in cells)
+                missing = sorted(set(paper["tables"][0]["n"]) - {t["n"] for t in cells})
+                if missing:
+                    # "At every sample count" cannot hold on a partial run; it can already fail.
+                    row["ours"] += f"; n = {missing} not stored yet (partial run)"
+                    if row["verdict"] == "holds":
+                        row["verdict"] = "inconclusive"
                 row["images"] = cells[0]["n_images"]
                 row["model"] = cells[0]["model"]
         elif c.get("judge") == "cross_n":

@@ -1,17 +1,19 @@
 """riemannkit.evidence: tables with CIs and verdicts computed from stored units (synthetic units with known answers)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from riemannkit import evidence as EV
 
 
-def _unit(path: str, gap: float, n_images: int = 30, seed: int = 0) -> dict:
+def _unit(path: str, gap: float, n_images: int = 30, seed: int = 0, steps=(16, 32)) -> dict:
     rng = np.random.default_rng(seed)
     base = rng.uniform(0.2, 0.6, n_images)
     noise = rng.normal(0, 0.01, n_images)
     res = {"linear_left": {}, "linear_right": {}, "riemannopt": {}, "riemannopt_paper_left": {}}
-    for n in (16, 32):
+    for n in steps:
         res["linear_right"][str(n)] = {"rel_error": (base / n * 16).tolist()}
         res["linear_left"][str(n)] = {"rel_error": (base / n * 16).tolist()}
         res["riemannopt"][str(n)] = {"rel_error": (base / n * 16 - gap + noise).tolist()}
@@ -51,7 +53,7 @@ def test_judge_claims_combines_cells_and_leaves_unjudged_claims_marked():
 
     paper = EV.load_paper("riemannopt_table1")
     claims = json.loads((EV.PAPER_DIR / "claims.json").read_text())["claims"]
-    judged = EV.judge_claims(claims, [_unit("ig", 0.05)], paper)
+    judged = EV.judge_claims(claims, [_unit("ig", 0.05, steps=(16, 32, 64, 128))], paper)
     by = {c["id"]: c for c in judged}
     assert by["R1-ig"]["verdict"] == "holds" and by["R1-ig"]["images"] == 30
     assert by["R1-blurig"]["verdict"] == "not judged" and by["I1"]["verdict"] == "not judged"
@@ -68,3 +70,13 @@ def test_pool_table_has_a_row_per_photo_and_counts_match_the_flags():
     assert md.count("\n") == 1 + len(man["photos"])
     counts = EV.pool_counts(man)
     assert counts["in_pool"] == len(pool.pool_names()) and counts["efficientnet_lite0"] == len(pool.pool_names("efficientnet_lite0"))
+
+
+def test_a_partial_run_cannot_make_an_every_n_claim_hold():
+    paper = EV.load_paper("riemannopt_table1")
+    claims = [c for c in json.loads((EV.PAPER_DIR / "claims.json").read_text())["claims"] if c["id"] == "R1-ig"]
+    unit = _unit("ig", 0.05)  # n = 16 and 32 only: 64 and 128 missing
+    judged = EV.judge_claims(claims, [unit], paper)[0]
+    assert judged["verdict"] == "inconclusive" and "partial run" in judged["ours"]
+    unit["results"] = {k: {"16": v["16"]} for k, v in _unit("ig", -0.05)["results"].items()}
+    assert EV.judge_claims(claims, [unit], paper)[0]["verdict"] == "does not hold"  # failing at one n already decides
