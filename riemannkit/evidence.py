@@ -38,6 +38,11 @@ def load_units(pattern: str = "riemannopt_table1_*.json", folder: str | Path | N
     return sorted(units, key=lambda u: (u.get("model", ""), order.index(u["path"]) if u.get("path") in order else len(order)))
 
 
+def cell(text) -> str:
+    """Text safe inside a Markdown table cell (a '|' would end the cell)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _paper_cell(paper: dict, path: str, recipe: str, n: int) -> float | None:
     table = paper["tables"][0]
     for row, key in table["row_keys"].items():
@@ -130,7 +135,7 @@ def claims_markdown(claims: list[dict], fmt: str = "{:+.3f}") -> str:
              "|---|---|---:|---:|---:|---|"]
     for c in claims:
         paper = "—" if c["paper_diff"] is None else f"{fmt.format(c['paper_diff'])} ({c['paper_verdict']})"
-        lines.append(f"| {c['claim']} | {c.get('model', '')} | {c['n_images']} | {fmt.format(c['ours_diff'])} "
+        lines.append(f"| {cell(c['claim'])} | {c.get('model', '')} | {c['n_images']} | {fmt.format(c['ours_diff'])} "
                      f"[{fmt.format(c['low'])}, {fmt.format(c['high'])}] | {paper} | **{c['verdict']}** |")
     return "\n".join(lines)
 
@@ -213,8 +218,9 @@ def claims_overview_markdown(judged: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for c in judged:
         who = f"{c['model']}, {c['images']}" if c.get("images") else "—"
-        lines.append(f"| {c['paper']} | {c['claim']} | {c['evidence']} | {c['ours']} | {who} | **{c['verdict']}** | "
-                     f"[{c['chapter']}]({c['chapter']}.ipynb) |")
+        # Plain chapter names: links inside a notebook's output are not resolved to the built pages.
+        lines.append(f"| {cell(c['paper'])} | {cell(c['claim'])} | {cell(c['evidence'])} | {cell(c['ours'])} | {who} | "
+                     f"**{c['verdict']}** | {c['chapter']} |")
     return "\n".join(lines)
 
 
@@ -229,7 +235,7 @@ def pool_table_markdown(manifest: dict, models: tuple[str, ...] = ("efficientnet
         for m in models:
             r = p["models"][m]
             cells.append(f"{'✓' if r['correct'] else '✗'} {r['top1_name']} ({r['top1_prob']:.2f})")
-        lines.append(f"| {p['name']} | {src['package']} {src['version']} | {p['licence']} | {p['label_name']} ({p['label']}) | "
+        lines.append(f"| {p['name']} | {cell(src['package'])} {cell(src['version'])} | {cell(p['licence'])} | {cell(p['label_name'])} ({p['label']}) | "
                      + " | ".join(cells) + f" | {'yes' if p['in_pool'] else 'no'} |")
     return "\n".join(lines)
 
