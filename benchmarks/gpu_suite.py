@@ -502,27 +502,37 @@ def stage_throughput(ctx) -> dict:
         ctx.out.log(f"  limit {name} {dtype} {modes}: " + ", ".join(f"{k} {v.get('points_per_s', float('nan')):.1f} pts/s" if "points_per_s" in v else f"{k} {v['error']}" for k, v in res["modes"].items()))
         ctx.save("throughput", rec)
 
+    def run_unit(unit: str, need_s: float | None, body) -> float:
+        """Run one unit unless fewer than ``need_s`` seconds are left; a failure is recorded, not raised; its seconds."""
+        if need_s is not None and left() < need_s:
+            rec["skipped"].append({"unit": unit, "reason": f"{left():.0f} s left in the stage, a unit needs about {need_s:.0f} s"})
+            ctx.out.log(f"  skip {unit}: time")
+            return 0.0
+        t0 = time.perf_counter()
+        try:
+            body()
+        except Exception as err:
+            rec["failures"].append({"unit": unit, "error": error_text(err), "traceback": traceback.format_exc()[-2000:]})
+            ctx.out.log(f"  unit {unit} failed: {error_text(err)}")
+        ctx.save("throughput", rec)
+        return time.perf_counter() - t0
+
+    def eager_unit(name, dtype):
+        model, size, x, target = setup(name)
+        limit(name, model, x, target, dtype, ["eager", "channels_last"])
+        for layout in ("contiguous", "channels_last"):
+            m = model if layout == "contiguous" else copy.deepcopy(model)
+            ig = TP.captum_ig(TP.variant(model, dev, dtype, layout), "prob") if has_captum else None
+            knobs = {"amp_dtype": None if dtype == "fp32" else dtype, "channels_last": layout == "channels_last"}
+            pair_rows(name, m, x, target, dtype, layout, knobs, ig)
+
     # Eager and channels_last units first: each (model, dtype) is one unit (limit, then riemannkit vs Captum per layout).
     t_unit = None
     for name in cfg["models"]:
         for dtype in cfg["dtypes"] if name == cfg["models"][0] else cfg.get("second_model_dtypes", cfg["dtypes"]):
-            if t_unit is not None and left() < 1.2 * t_unit:
-                rec["skipped"].append({"unit": f"{name} {dtype} eager/channels_last", "reason": f"{left():.0f} s left in the stage, a unit took {t_unit:.0f} s"})
-                ctx.out.log(f"  skip {name} {dtype}: time")
-                continue
-            t0 = time.perf_counter()
-            try:
-                model, size, x, target = setup(name)
-                limit(name, model, x, target, dtype, ["eager", "channels_last"])
-                for layout in ("contiguous", "channels_last"):
-                    m = model if layout == "contiguous" else copy.deepcopy(model)
-                    ig = TP.captum_ig(TP.variant(model, dev, dtype, layout), "prob") if has_captum else None
-                    knots = {"amp_dtype": None if dtype == "fp32" else dtype, "channels_last": layout == "channels_last"}
-                    pair_rows(name, m, x, target, dtype, layout, knots, ig)
-            except Exception as err:
-                rec["failures"].append({"unit": f"{name} {dtype}", "error": error_text(err), "traceback": traceback.format_exc()[-2000:]})
-                ctx.out.log(f"  unit {name} {dtype} failed: {error_text(err)}")
-            t_unit = max(t_unit or 0.0, time.perf_counter() - t0)
+            took = run_unit(f"{name} {dtype} eager/channels_last", None if t_unit is None else 1.2 * t_unit,
+                            lambda: eager_unit(name, dtype))
+            t_unit = max(t_unit or 0.0, took)
 
     # IDGI's and BlurIG's cost relative to IG (riemannkit, first model, contiguous, n = cost_n), interleaved.
     name = cfg["models"][0]
@@ -552,27 +562,20 @@ def stage_throughput(ctx) -> dict:
     if dev.type != "cuda" and not ctx.args.compile_on_cpu:
         rec["skipped"].append({"unit": "compile", "reason": "torch.compile is not run on the CPU dry run; pass --compile-on-cpu"})
     else:
+        def compile_unit(name, dtype):
+            model, size, x, target = setup(name)
+            limit(name, model, x, target, dtype, ["compile"])
+            m = copy.deepcopy(model)
+            lim = rec["limits"][-1]["modes"]["compile"]
+            ig = None
+            if has_captum and "points_per_s" in lim:
+                ig = TP.captum_ig(TP.variant(model, dev, dtype, "compile"), "prob")
+            pair_rows(name, m, x, target, dtype, "compile", {"amp_dtype": None if dtype == "fp32" else dtype, "compile": True}, ig)
+
         t_compile = ctx.args.compile_estimate_s
         order = sorted(((nm, dt) for nm in cfg["models"] for dt in cfg["dtypes"]), key=lambda u: (u[1] != "bf16", cfg["models"].index(u[0])))
         for name, dtype in order:
-            if left() < t_compile:
-                rec["skipped"].append({"unit": f"compile {name} {dtype}", "reason": f"{left():.0f} s left in the stage, estimate {t_compile:.0f} s"})
-                ctx.out.log(f"  skip compile {name} {dtype}: time")
-                continue
-            t0 = time.perf_counter()
-            try:
-                model, size, x, target = setup(name)
-                limit(name, model, x, target, dtype, ["compile"])
-                m = copy.deepcopy(model)
-                lim = rec["limits"][-1]["modes"]["compile"]
-                ig = None
-                if has_captum and "points_per_s" in lim:
-                    ig = TP.captum_ig(TP.variant(model, dev, dtype, "compile"), "prob")
-                pair_rows(name, m, x, target, dtype, "compile", {"amp_dtype": None if dtype == "fp32" else dtype, "compile": True}, ig)
-            except Exception as err:
-                rec["failures"].append({"unit": f"compile {name} {dtype}", "error": error_text(err), "traceback": traceback.format_exc()[-2000:]})
-            t_compile = max(t_compile, time.perf_counter() - t0)
-            ctx.save("throughput", rec)
+            t_compile = max(t_compile, run_unit(f"compile {name} {dtype}", t_compile, lambda: compile_unit(name, dtype)))
     rec["summary"] = throughput_summary(rec)
     return rec
 

@@ -82,21 +82,14 @@ def _coerce(name: str, value, hint):
         if isinstance(value, str) and value in _TRUE + _FALSE:
             return value in _TRUE
         raise bad
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    if hint in (int, float):
+        # an int is a float's value too; a bool is neither; papermill's strings are parsed
+        accepted = int if hint is int else (int, float)
+        if isinstance(value, accepted) and not isinstance(value, bool):
+            return hint(value)
         if isinstance(value, str):
             try:
-                return int(value)
-            except ValueError:
-                raise bad from None
-        raise bad
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
+                return hint(value)
             except ValueError:
                 raise bad from None
         raise bad

@@ -165,7 +165,6 @@ def path_and_idgi_schedules(
             idgi, lost = idgi_steps(grads, df)
             results.append(((grads * deltas).sum(0), idgi, lost, f_base, grads.shape[0]))
     else:
-        fn = P.path_function(path, **path_kwargs)
         union = torch.unique(torch.cat(nodes))  # sorted
         # positions[k][j]: index of union[j] in schedule k, or -1 where schedule k has no such point.
         positions = []
@@ -173,19 +172,14 @@ def path_and_idgi_schedules(
             i = torch.searchsorted(sched, union).clamp(max=len(sched) - 1)
             positions.append(torch.where(sched[i] == union, i, torch.full_like(i, -1)))
         weights = [I.schedule_weights(sched).to(device=x.device, dtype=x.dtype) for sched in nodes]
-        a_dev = union.to(device=x.device, dtype=x.dtype)
-        per = max(1, batch_size // b)
         plain = [torch.zeros_like(x) for _ in nodes]
         idgi = [torch.zeros(x.shape, dtype=torch.float64, device=x.device) for _ in nodes]
         lost = [torch.zeros(b, dtype=torch.float64, device=x.device) for _ in nodes]
         pending: list = [None] * len(nodes)
         f_baseline = None
-        for s in range(0, len(union), per):
-            pts, vel = fn(x, a_dev[s : s + per])
-            a = pts.shape[0]
-            f, g = I.values_and_gradients(net, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output, check=False, **engine)
-            f, g = f.view(a, b), g.view(a, b, *x.shape[1:])
-            integrand = g * vel
+        for p in I.passes(net, x, union, target, path, output, batch_size, whole_rows=True, path_kwargs=path_kwargs, **engine):
+            s, a = p.rows.start, p.rows.stop - p.rows.start
+            f, g, integrand = p.f.view(a, b), p.g.view(a, *x.shape), p.integrand.view(a, *x.shape)
             if f_baseline is None:
                 f_baseline = f[0]  # every schedule starts at α = 0
             for k, pos in enumerate(positions):

@@ -384,6 +384,64 @@ def resolve_batch_size(batch_size, model: nn.Module, x: torch.Tensor, target: to
     return int(batch_size)
 
 
+class Pass(NamedTuple):
+    """One forward/backward pass of :func:`passes` over points start … stop − 1 of the images × nodes
+    points, flattened node-major (point p = node p // B, image p % B)."""
+
+    start: int
+    stop: int
+    rows: slice  # the nodes whose points this pass holds (all of them, or part of the first and last)
+    f: torch.Tensor  # (stop − start,) f at the points
+    g: torch.Tensor  # (stop − start, C, H, W) ∇f at the points
+    integrand: torch.Tensor  # (stop − start, C, H, W) ∇f ⊙ γ'(α)
+
+
+def passes(
+    model: nn.Module,
+    x: torch.Tensor,
+    nodes: torch.Tensor,
+    target: torch.Tensor,
+    path: str = "ig",
+    output: str = "prob",
+    batch_size: int = 64,
+    amp_dtype=None,
+    channels_last: bool = False,
+    whole_rows: bool = False,
+    pad: bool = False,
+    check: bool = False,
+    path_kwargs: dict | None = None,
+) -> Iterator[Pass]:
+    """The engine: the one loop over the images × nodes points of a closed-form path, ``batch_size`` points
+    per forward/backward pass (every pass full but the last), used by every method.
+
+    ``whole_rows`` makes each pass hold whole rows of nodes (max(1, batch_size // B) of them) for consumers
+    that difference or combine neighbouring nodes (Algorithm 1, IDGI); ``pad`` fills a short last pass with
+    copies of its first point (torch.compile would otherwise compile a second graph); ``check`` checks each
+    pass's gradients for NaN/Inf (a host sync: a consumer that sums can check once at the end instead)."""
+    fn = P.path_function(path, **(path_kwargs or {}))
+    b, shape = x.shape[0], x.shape[1:]
+    a_dev = nodes.to(device=x.device, dtype=x.dtype)
+    per = max(1, int(batch_size) // b) * b if whole_rows else int(batch_size)
+    for s, e in flat_chunks(len(nodes), b, per):
+        a0, a1 = s // b, (e - 1) // b + 1
+        pts, vel = fn(x, a_dev[a0:a1])
+        lo, hi = s - a0 * b, e - a0 * b
+        full = lo == 0 and hi == (a1 - a0) * b
+        pts = pts.reshape(-1, *shape)[lo:hi]
+        tgt = target.repeat(a1 - a0)[lo:hi]
+        m = e - s
+        if pad and m < per:
+            pts = torch.cat([pts, pts[:1].expand(per - m, *shape)])
+            tgt = torch.cat([tgt, tgt[:1].expand(per - m)])
+        f, g = values_and_gradients(model, pts, tgt, output, amp_dtype, channels_last, check=check)
+        f, g = f[:m], g[:m]
+        if full:  # γ'(α) broadcasts over the rows as it is (no copy)
+            integrand = (g.view(a1 - a0, b, *shape) * vel).view(m, *shape)
+        else:
+            integrand = g * torch.broadcast_to(vel, (a1 - a0, b, *shape)).reshape(-1, *shape)[lo:hi]
+        yield Pass(s, e, slice(a0, a1), f, g, integrand)
+
+
 def integrand_chunks(
     model: nn.Module,
     x: torch.Tensor,
@@ -398,16 +456,9 @@ def integrand_chunks(
 ) -> Iterator[tuple[slice, torch.Tensor]]:
     """Yield ``(slice of alphas, g)`` with g = ∇f(γ(α)) ⊙ γ'(α) of shape (a, B, C, H, W), whole rows of
     alphas per pass (for consumers that difference neighbouring alphas, as Algorithm 1)."""
-    fn = P.path_function(path, **path_kwargs)
-    b = x.shape[0]
-    per = max(1, int(batch_size) // b)
-    a_dev = alphas.to(device=x.device, dtype=x.dtype)
-    for s in range(0, len(alphas), per):
-        sl = slice(s, min(s + per, len(alphas)))
-        pts, vel = fn(x, a_dev[sl])
-        a = pts.shape[0]
-        g = gradients(model, pts.reshape(a * b, *x.shape[1:]), target.repeat(a), output, amp_dtype=amp_dtype, channels_last=channels_last)
-        yield sl, g.view(a, b, *x.shape[1:]) * vel
+    for p in passes(model, x, alphas, target, path, output, batch_size, amp_dtype, channels_last,
+                    whole_rows=True, check=True, path_kwargs=path_kwargs):
+        yield p.rows, p.integrand.view(p.rows.stop - p.rows.start, *x.shape)
 
 
 def flat_chunks(n_alphas: int, n_images: int, batch_size: int) -> Iterator[tuple[int, int]]:
@@ -454,27 +505,13 @@ def _flat_integral(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ_i w_i ∇f(γ(α_i)) ⊙ γ'(α_i) with the images × alphas points in full passes of ``batch_size``,
     and f at every point (n, B)."""
-    fn = P.path_function(path, **path_kwargs)
-    b, shape = x.shape[0], x.shape[1:]
-    a_dev = nodes.to(device=x.device, dtype=x.dtype)
+    b = x.shape[0]
     w = weights.to(device=x.device, dtype=x.dtype)
     attr = torch.zeros_like(x)
     f_all = torch.empty(len(nodes) * b, dtype=x.dtype, device=x.device)
-    for s, e in flat_chunks(len(nodes), b, batch_size):
-        a0, a1 = s // b, (e - 1) // b + 1
-        pts, vel = fn(x, a_dev[a0:a1])
-        lo, hi = s - a0 * b, e - a0 * b
-        pts = pts.reshape(-1, *shape)[lo:hi]
-        vel = torch.broadcast_to(vel, (a1 - a0, b, *shape)).reshape(-1, *shape)[lo:hi]
-        tgt = target.repeat(a1 - a0)[lo:hi]
-        m = e - s
-        if pad and m < batch_size:
-            # torch.compile: a short last pass would compile a second graph; pad it with copies of its first point.
-            pts = torch.cat([pts, pts[:1].expand(batch_size - m, *shape)])
-            tgt = torch.cat([tgt, tgt[:1].expand(batch_size - m)])
-        f, g = values_and_gradients(model, pts, tgt, output, amp_dtype, channels_last, check=False)
-        f_all[s:e], g = f[:m], g[:m]
-        add_flat(attr, w, s, g * vel)
+    for p in passes(model, x, nodes, target, path, output, batch_size, amp_dtype, channels_last, pad=pad, path_kwargs=path_kwargs):
+        f_all[p.start : p.stop] = p.f
+        add_flat(attr, w, p.start, p.integrand)
     # A NaN or Inf in any gradient reaches the weighted sum (Inf·0 and Inf − Inf are NaN), so one check of
     # the (B, C, H, W) result replaces a check of every pass: no host sync and no extra pass over the gradients.
     check_finite(torch.isfinite(attr).all())
