@@ -107,6 +107,20 @@ class ConvNet(nn.Module):
         return self.fc(self.pool(torch.tanh(3 * self.conv(x))).flatten(1))
 
 
+class LinearDecoder(nn.Module):
+    """g(z) = A z + c reshaped to an image (so J_g = A everywhere): the manifold path's simplest decoder."""
+
+    def __init__(self, d: int = 4, shape=SHAPE, seed: int = 0, dtype=torch.float32):
+        super().__init__()
+        self.shape = tuple(shape)
+        n = math.prod(self.shape)
+        self.A = nn.Parameter(torch.randn(n, d, generator=_gen(seed), dtype=dtype) / math.sqrt(d))
+        self.c = nn.Parameter(0.5 + 0.1 * torch.randn(n, generator=_gen(seed + 1), dtype=dtype))
+
+    def forward(self, z):
+        return (z @ self.A.T + self.c).view(-1, *self.shape)
+
+
 class ScalarModel(nn.Module):
     """A 1-feature model f(u) = exp(sin(3u)) on (N, 1, 1, 1) inputs (one logit)."""
 

@@ -14,6 +14,8 @@ from riemannkit import paths as P
 from riemannkit.idgi import path_and_idgi
 from riemannkit.schedule import estimate_gprime
 
+from conftest import LinearDecoder as _LinearDecoder
+
 SHAPE = (1, 8, 8)
 D = 4
 F64 = torch.float64
@@ -23,18 +25,8 @@ def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
-class LinearDecoder(nn.Module):
-    """g(z) = A z + c reshaped to an image (so J_g = A everywhere)."""
-
-    def __init__(self, d=D, shape=SHAPE, seed=0, dtype=torch.float32):
-        super().__init__()
-        self.shape = shape
-        n = math.prod(shape)
-        self.A = nn.Parameter(torch.randn(n, d, generator=_gen(seed), dtype=dtype) / math.sqrt(d))
-        self.c = nn.Parameter(0.5 + 0.1 * torch.randn(n, generator=_gen(seed + 1), dtype=dtype))
-
-    def forward(self, z):
-        return (z @ self.A.T + self.c).view(-1, *self.shape)
+def LinearDecoder(d=D, shape=SHAPE, seed=0, dtype=torch.float32):
+    return _LinearDecoder(d, shape, seed, dtype)
 
 
 class MLPDecoder(nn.Module):
