@@ -1,7 +1,7 @@
 """riemannkit: accurate path-integral attributions (IG, BlurIG, Guided IG, SAMP, Manifold IG) for fewer gradient calls."""
 from . import manifold as _manifold  # noqa: F401  (registers the "manifold" path first)
 from .idgi import idgi_attribute
-from .integrate import RULES, Attribution, attribute, rule_nodes, schedule_nodes, schedule_weights
+from .integrate import RULES, Attribution, Engine, attribute, rule_nodes, schedule_nodes, schedule_weights
 from .metrics import completeness_error, completeness_error_pooled
 from .paths import PATH_NAMES
 from .schedule import (
@@ -12,7 +12,7 @@ from .schedule import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "RULES", "PATH_NAMES", "idgi_attribute", "Attribution", "attribute", "rule_nodes", "schedule_nodes", "schedule_weights",
+    "RULES", "PATH_NAMES", "idgi_attribute", "Attribution", "Engine", "attribute", "rule_nodes", "schedule_nodes", "schedule_weights",
     "completeness_error", "completeness_error_pooled", "estimate_gprime", "fit_schedule",
     "linear_schedule", "paper_bound", "faithful_bound", "density_schedule",
     "cubic_density_schedule", "estimate_gderivatives", "save_schedule", "load_schedule",

@@ -92,6 +92,7 @@ def path_and_idgi(
     amp_dtype=None,
     channels_last: bool = False,
     compile: bool | str = False,
+    engine: I.Engine | None = None,
     **path_kwargs,
 ) -> tuple[I.Attribution, I.Attribution]:
     """(plain left-rule, IDGI) attributions of one path from the same n gradient evaluations per image.
@@ -101,7 +102,7 @@ def path_and_idgi(
     """
     nodes = I.check_alphas(alphas) if alphas is not None else I.rule_nodes("left", n)[0]
     return path_and_idgi_schedules(
-        model, x, path, [nodes], target, output, batch_size, amp_dtype, channels_last, compile, **path_kwargs
+        model, x, path, [nodes], target, output, batch_size, amp_dtype, channels_last, compile, engine, **path_kwargs
     )[0]
 
 
@@ -117,6 +118,7 @@ def path_and_idgi_schedules(
     amp_dtype=None,
     channels_last: bool = False,
     compile: bool | str = False,
+    engine: I.Engine | None = None,
     **path_kwargs,
 ) -> list[tuple[I.Attribution, I.Attribution]]:
     """(plain, IDGI) attributions for each left-rule schedule (α_0 = 0, increasing, < 1; α_n = 1 implied).
@@ -134,7 +136,7 @@ def path_and_idgi_schedules(
     if isinstance(schedules, (str, torch.Tensor, np.ndarray)) or len(schedules) == 0:
         raise ValueError("schedules must be a non-empty list of schedules (each a sorted 1-D sequence of alphas)")
     nodes = [I.check_alphas(a) for a in schedules]
-    I.amp_dtype_of(amp_dtype)
+    batch_size, amp_dtype, channels_last, compile = I.engine_options(engine, batch_size, amp_dtype, channels_last, compile)
     x, target = I.prepare(model, x, target, batch_size)
     net = I.engine_model(model, channels_last, compile)
     engine = dict(amp_dtype=amp_dtype, channels_last=channels_last)
@@ -223,6 +225,7 @@ def idgi_attribute(
     amp_dtype=None,
     channels_last: bool = False,
     compile: bool | str = False,
+    engine: I.Engine | None = None,
     **path_kwargs,
 ) -> I.Attribution:
     """IDGI attribution of ``x`` (B, C, H, W in [0, 1]) along path 'ig', 'blurig', 'guidedig' or 'samp'.
@@ -243,4 +246,4 @@ def idgi_attribute(
     ``fraction`` and ``max_dist`` (guidedig), ``direction`` and ``momentum`` (samp).  f_baseline is f at
     the baseline (the path's first point).
     """
-    return path_and_idgi(model, x, path, n, alphas, target, output, batch_size, amp_dtype, channels_last, compile, **path_kwargs)[1]
+    return path_and_idgi(model, x, path, n, alphas, target, output, batch_size, amp_dtype, channels_last, compile, engine, **path_kwargs)[1]

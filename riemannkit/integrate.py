@@ -178,6 +178,35 @@ def amp_dtype_of(amp_dtype) -> torch.dtype | None:
 _COMPILED: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
+class Engine(NamedTuple):
+    """The speed knobs as one value, accepted as ``engine=`` by attribute, IDGI and Algorithm 1's callers.
+
+    fp32 eager with 64 points per pass by default; results do not depend on the knobs beyond float rounding."""
+
+    batch_size: int | str = 64  # points (images × nodes) per forward/backward, or 'auto' (free GPU memory)
+    amp_dtype: str | torch.dtype | None = None  # 'bf16' or 'fp16': autocast around the model
+    channels_last: bool = False  # the model's parameters converted in place
+    compile: bool | str = False  # True (inductor) or a torch.compile backend, cached per model
+
+
+def engine_options(engine: Engine | None = None, batch_size=64, amp_dtype=None, channels_last=False, compile=False) -> Engine:
+    """One checked :class:`Engine` for a call: ``engine`` when given (the four keywords left at their
+    defaults), else the keywords; every knob is checked here, before any work."""
+    given = Engine(batch_size, amp_dtype, channels_last, compile)
+    if engine is not None:
+        if not isinstance(engine, Engine):
+            raise ValueError(f"engine must be a riemannkit.Engine(batch_size, amp_dtype, channels_last, compile), got {type(engine).__name__}")
+        if given != Engine():
+            raise ValueError("pass the speed knobs either as engine=Engine(...) or as the keywords batch_size, amp_dtype, "
+                             f"channels_last, compile, not both (got engine={engine} and keywords {given})")
+        given = engine
+    check_batch_size(given.batch_size)
+    amp_dtype_of(given.amp_dtype)
+    if not isinstance(given.channels_last, bool):
+        raise ValueError(f"channels_last must be True or False, got {given.channels_last!r}")
+    return given
+
+
 def engine_model(model: nn.Module, channels_last: bool = False, compile: bool | str = False) -> nn.Module:
     """The model the engine calls: ``channels_last`` converts its parameters' memory format in place (values
     unchanged); ``compile`` (True = inductor, or a torch.compile backend name) returns a compiled wrapper,
@@ -532,6 +561,7 @@ def attribute(
     amp_dtype=None,
     channels_last: bool = False,
     compile: bool | str = False,
+    engine: Engine | None = None,
     **path_kwargs,
 ) -> Attribution:
     """Path attribution of ``x`` (B, C, H, W in [0, 1]) with a rule of ``n`` nodes or a schedule ``alphas``.
@@ -544,13 +574,14 @@ def attribute(
     the last; 'auto' sizes it from the free GPU memory), with no host sync inside the loop.  Speed knobs,
     all off by default: ``amp_dtype`` ('bf16' or 'fp16': autocast around the model; the path, the sum and
     f(x), f(x') stay in float32), ``channels_last`` (converts the model's parameters in place) and
-    ``compile`` (True or a backend name: torch.compile, cached per model).  Results do not depend on
+    ``compile`` (True or a backend name: torch.compile, cached per model), or all four as one
+    ``engine=Engine(...)`` value.  Results do not depend on
     ``batch_size`` beyond float rounding.  The model runs in eval mode for the call and its training flags
     are restored afterwards (:func:`riemannkit.validate.eval_mode`)."""
     path = P.check_path_name(path)
     if output not in OUTPUTS:
         raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(OUTPUTS)}")
-    amp_dtype_of(amp_dtype)  # reject a bad value before any work
+    batch_size, amp_dtype, channels_last, compile = engine_options(engine, batch_size, amp_dtype, channels_last, compile)
     x, target = prepare(model, x, target, batch_size)
     net = engine_model(model, channels_last, compile)
     engine = dict(amp_dtype=amp_dtype, channels_last=channels_last)

@@ -201,3 +201,28 @@ def test_out_of_memory_names_batch_size_and_a_smaller_value():
         rk.attribute(_OOMAbove(8), x, n=8, target=0, batch_size=32)
     r = rk.attribute(_OOMAbove(8), x, n=8, target=0, batch_size=8)  # the advice works
     assert torch.isfinite(r.attr).all()
+
+
+# ---------------------------------------------------------------- the knobs as one value
+
+def test_engine_value_equals_the_keywords_in_every_method():
+    model, x = ConvNet(), _images(4)
+    eng = rk.Engine(batch_size=5, channels_last=True)
+    a = rk.attribute(model, x, path="blurig", n=7, engine=eng)
+    b = rk.attribute(ConvNet(), x, path="blurig", n=7, batch_size=5, channels_last=True)
+    torch.testing.assert_close(a.attr, b.attr, rtol=0, atol=0)  # same call, same shapes: bit-identical
+    i1 = rk.idgi_attribute(model, x, n=7, engine=rk.Engine(batch_size=3))
+    i2 = rk.idgi_attribute(model, x, n=7, batch_size=3)
+    torch.testing.assert_close(i1.attr, i2.attr, rtol=0, atol=0)
+
+
+def test_engine_and_keywords_together_or_a_bad_engine_are_refused():
+    model, x = ConvNet(), _images(2)
+    with pytest.raises(ValueError, match="either as engine"):
+        rk.attribute(model, x, n=4, batch_size=8, engine=rk.Engine(batch_size=4))
+    with pytest.raises(ValueError, match="engine must be"):
+        rk.attribute(model, x, n=4, engine={"batch_size": 4})
+    with pytest.raises(ValueError, match="amp_dtype"):
+        rk.idgi_attribute(model, x, n=4, engine=rk.Engine(amp_dtype="fp8"))
+    with pytest.raises(ValueError, match="batch_size"):
+        D.path_and_idgi(model, x, n=4, engine=rk.Engine(batch_size=0))
