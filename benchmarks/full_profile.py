@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannkit import experiments as E  # noqa: E402
+from riemannkit import book  # noqa: E402
 from riemannkit.models import LITE_MODELS  # noqa: E402
 
 PER_MODEL = ("riemannopt", "idgi", "sweeps", "stability")
@@ -30,7 +30,7 @@ PER_MODEL = ("riemannopt", "idgi", "sweeps", "stability")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--chapters", nargs="+", default=list(E.FULL_PROFILE), choices=list(E.FULL_PROFILE))
+    ap.add_argument("--chapters", nargs="+", default=list(book.FULL_PROFILE), choices=list(book.FULL_PROFILE))
     ap.add_argument("--models", nargs="+", default=list(LITE_MODELS))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--executed", default="/tmp/full_profile", help="folder for the executed notebooks")
@@ -61,10 +61,10 @@ def main() -> None:
             runs.append({"chapter": chapter, "run": tag, "results_file": results_file, "status": status,
                          "wall_s": round(time.time() - t0, 1)})
             print(f"  {status} in {runs[-1]['wall_s']} s", flush=True)
-    record = {"benchmark": "full_profile", "provenance": E.provenance(command="python " + " ".join(sys.argv), device=args.device if args.device != "auto" else None),
+    record = {"benchmark": "full_profile", "provenance": book.provenance(command="python " + " ".join(sys.argv), device=args.device if args.device != "auto" else None),
               "runs": runs}
     print(json.dumps(runs, indent=1))
-    E.save_json(ROOT / "results" / "full_profile_runs.json", record, overwrite=args.overwrite)
+    book.save_json(ROOT / "results" / "full_profile_runs.json", record, overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from riemannkit import experiments as E  # noqa: E402
+from riemannkit import book  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import paths as P  # noqa: E402
 from riemannkit.data import load_images  # noqa: E402
@@ -55,9 +55,9 @@ def main() -> None:
             e_gl = float((gl[b] - df[b]).abs() / df[b].abs())
             rows.append({"n": n, "image": name, "left_error": e_left, "gl4_segment_error": e_gl, "delta_f": float(df[b])})
             print(f"{n:>5} {name:>12} {e_left:>16.4f} {e_gl:>22.4f}", flush=True)
-    prov = E.provenance(command="python " + " ".join(sys.argv), device=x.device)
+    prov = book.provenance(command="python " + " ".join(sys.argv), device=x.device)
     prov["wall_s"] = round(time.time() - t0, 1)
-    E.save_json(args.out, {"benchmark": "gig_left_bias", "model": args.model, "provenance": prov, "rows": rows})
+    book.save_json(args.out, {"benchmark": "gig_left_bias", "model": args.model, "provenance": prov, "rows": rows})
     print("wrote", args.out)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from riemannkit import experiments as E  # noqa: E402
+from riemannkit import book  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit import shard as S  # noqa: E402
@@ -73,7 +73,7 @@ def main() -> None:
         record["device"] = str(device)
         record["wall_s"] = round(time.time() - t0, 1)
         shard_path = S.shard_file(args.shard_dir, rank, world)
-        E.save_json(shard_path, record)
+        book.save_json(shard_path, record)
         print(f"rank {rank}/{world} on {device}: {len(mine)} image(s) -> {shard_path}", flush=True)
         S.barrier()  # every shard file is written before rank 0 reads them
         if rank == 0:
@@ -81,10 +81,10 @@ def main() -> None:
             merged = S.merge_shards(files, expected=args.images)
             merged["benchmark"] = "sharded_completeness"
             launcher = f"torchrun --nproc_per_node={world}" if world > 1 else "python"
-            merged["provenance"] = E.provenance(command=f"{launcher} " + " ".join(sys.argv), device=device)
+            merged["provenance"] = book.provenance(command=f"{launcher} " + " ".join(sys.argv), device=device)
             merged["provenance"]["world_size"] = world
             merged["provenance"]["wall_s"] = round(time.time() - t0, 1)
-            E.save_json(args.out, merged)
+            book.save_json(args.out, merged)
             print("| image | " + " | ".join(f"n={n}" for n in args.steps) + " |")
             print("|---|" + "---:|" * len(args.steps))
             for name, v in merged["per_image"].items():

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from riemannkit import experiments as E  # noqa: E402
+from riemannkit import book  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit.data import load_images  # noqa: E402
@@ -355,7 +355,7 @@ def main() -> None:
     table = markdown(rows)
     print(table)
     cmd = "python " + " ".join(sys.argv)
-    prov = E.provenance(command=cmd, device=device)
+    prov = book.provenance(command=cmd, device=device)
     prov["wall_s"] = round(time.time() - t_start, 1)
     if has_captum:
         import captum
@@ -378,7 +378,7 @@ def main() -> None:
         "failures": failures,
         "table_markdown": table,
     }
-    E.save_json(out, record)
+    book.save_json(out, record)
     print("wrote", out)
 
 

@@ -10,6 +10,7 @@ completeness; :func:`step_sweep` repeats both over step counts and schedules.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from typing import Mapping, Sequence
@@ -20,15 +21,16 @@ from torch import nn
 from . import integrate as I
 from . import metrics as M
 from . import paths as P
-from .idgi import path_and_idgi, path_and_idgi_schedules  # noqa: F401  (re-exported)
+from . import idgi as ID
 from . import validate as V
 
 METHODS = ("ig", "ig+idgi", "blurig", "blurig+idgi", "guidedig", "guidedig+idgi", "samp", "samp+idgi")
 # The row order of the IDGI reproducibility study's Tables 1–3.
 STUDY_ORDER = ("ig", "ig+idgi", "guidedig", "guidedig+idgi", "blurig", "blurig+idgi")
+# The one label set of the book's tables and figures: a path's short name, '+IDGI' for its IDGI twin (the
+# spelling the stored results use as keys, e.g. results/adaptive_full_cpu.json), and the two non-path controls.
 LABELS = {
-    "ig": "IG", "ig+idgi": "IG + IDGI", "blurig": "BlurIG", "blurig+idgi": "BlurIG + IDGI",
-    "guidedig": "GIG", "guidedig+idgi": "GIG + IDGI", "samp": "SAMP", "samp+idgi": "SAMP + IDGI",
+    **{k: v for p, label in P.PATH_LABELS.items() for k, v in ((p, label), (p + "+idgi", label + "+IDGI"))},
     "gradxinput": "Gradient × input", "smoothgrad": "SmoothGrad",
 }
 # The study's Guided IG: fraction 0.5, max_dist 1.0 in raw [0, 1] pixel space (PAIR: 0.25, 0.02).
@@ -39,7 +41,6 @@ METRICS = (
 )
 # Higher is better for every metric except deletion and the completeness error.
 LOWER_IS_BETTER = ("deletion", "completeness")
-INSERTION_STARTS = ("black", "blur")
 
 
 def parse_method(method: str) -> tuple[str, bool]:
@@ -102,48 +103,11 @@ def method_maps(
     x, target = I.prepare(model, x, target, batch_size)
     out: dict[str, I.Attribution] = {}
     for path in dict.fromkeys(parse_method(m)[0] for m in names):
-        plain, idgi = path_and_idgi(
+        plain, idgi = ID.path_and_idgi(
             model, x, path, n, _alphas_for(alphas, path), target, output, batch_size, **path_kwargs.get(path, {})
         )
         out[path], out[path + "+idgi"] = plain, idgi
     return {m: out[m] for m in names}
-
-
-@V.evaluates_model
-def gradient_x_input(model: nn.Module, x: torch.Tensor, target=None, output: str = "prob", batch_size: int = 64) -> I.Attribution:
-    """Gradient × input, ∇f(x) ⊙ x (a one-point rule of IG from a black baseline; f_baseline = f(0))."""
-    x, target = I.prepare(model, x, target, batch_size)
-    g = I.batched_gradients(model, x, target, output, batch_size)
-    return I.Attribution(g * x, *_f_input_and_black(model, x, target, output), target, 1)
-
-
-def _f_input_and_black(model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """f(x) and f(0): the completeness reference of the methods with a black baseline."""
-    with torch.no_grad():
-        return I.target_output(model, x, target, output), I.target_output(model, torch.zeros_like(x), target, output)
-
-
-@V.evaluates_model
-def smoothgrad(
-    model: nn.Module, x: torch.Tensor, n: int = 16, noise: float = 0.15, target=None, output: str = "prob",
-    batch_size: int = 64, seed: int = 0,
-) -> I.Attribution:
-    """SmoothGrad (Smilkov et al. 2017): the mean gradient at n noisy copies x + N(0, σ²), σ = ``noise`` ·
-    (max − min of each image) as the paper's noise level; seeded by ``seed`` (the same noise for every
-    call).  Not a path method: f_input / f_baseline are f(x) and f(0), and its sum is not f(x) − f(0)."""
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    x, target = I.prepare(model, x, target, batch_size)
-    gen = torch.Generator().manual_seed(int(seed))
-    span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, *([1] * (x.ndim - 1)))
-    total = torch.zeros_like(x)
-    for _ in range(int(n)):
-        eps = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-        pts = x + noise * span * eps
-        total += I.batched_gradients(model, pts, target, output, batch_size)
-    return I.Attribution(total / n, *_f_input_and_black(model, x, target, output), target, int(n))
 
 
 @V.evaluates_model
@@ -173,7 +137,7 @@ def sweep_maps(
                 have = sorted(schedules.get(path, {})) if isinstance(schedules, Mapping) else None
                 raise ValueError(f"schedules must hold a schedule for path={path!r} and every n in {steps}; it has n={have}")
             scheds = [schedules[path][n] for n in steps]
-        res = path_and_idgi_schedules(model, x, path, scheds, target, output, batch_size, **path_kwargs.get(path, {}))
+        res = ID.path_and_idgi_schedules(model, x, path, scheds, target, output, batch_size, **path_kwargs.get(path, {}))
         for n, (plain, idgi) in zip(steps, res):
             out[n][path], out[n][path + "+idgi"] = plain, idgi
     return {n: {m: maps[m] for m in names} for n, maps in out.items()}
@@ -234,8 +198,7 @@ def _score_group(
         return list(v.reshape(k, b, *v.shape[1:]))
 
     if any(m.startswith("insertion") for m in metrics):
-        start = torch.zeros_like(x_all) if insertion_start == "black" else None
-        curve, auc = M.insertion_deletion(model, x_all, sal_all, start, t_all, "insertion", steps, "prob", batch_size, reduce)
+        curve, auc = M.insertion_deletion(model, x_all, sal_all, insertion_start, t_all, "insertion", steps, "prob", batch_size, reduce)
         full = curve[:, -1]
         if "insertion_ratio" in metrics and (full == 0).any():
             raise ValueError("p(target | x) is 0 for some image: the probability ratio is undefined")
@@ -288,7 +251,7 @@ def metric_table(
     metrics: Sequence[str] = METRICS,
     target=None,
     steps: int = 20,
-    insertion_start: str = "black",
+    insertion_start: str = "blur",
     reduce: str = "sum",
     thresholds=M.PIC_THRESHOLDS,
     pic_start: str | Mapping[str, str] = "blur",
@@ -298,9 +261,9 @@ def metric_table(
 ) -> dict[str, dict[str, dict]]:
     """{method: {metric: {'value', 'per_image', 'n_valid'[, 'curve']}}} for maps (B, C, H, W) of images x.
 
-    Metrics (:data:`METRICS`): insertion AUC of p and of p / p(x) (``insertion_start`` 'black', as the
-    study's and RiemannOpt's scripts, or 'blur' = blur_image(x, 20), as RISE), deletion AUC (towards
-    black), SIC / AIC with a WebP or MS-SSIM axis (``pic_start`` 'blur': pixels pasted onto
+    Metrics (:data:`METRICS`): insertion AUC of p and of p / p(x) (``insertion_start`` as
+    :func:`riemannkit.metrics.insertion_deletion`: 'blur' = blur_image(x, 20), the default, or 'black', as the
+    study's and RiemannOpt's scripts), deletion AUC (towards black), SIC / AIC with a WebP or MS-SSIM axis (``pic_start`` 'blur': pixels pasted onto
     blur_image(x, 20), as the IDGI study; 'random_mask': PAIR's re-interpolated bokeh images, seeded
     by ``seed``, the same for every method; or a dict {'webp': …, 'msssim': …}; aggregate: SIC median, AIC mean over the valid images, NaN
     if none) and the completeness error (needs Attributions).
@@ -314,8 +277,8 @@ def metric_table(
     bad = [m for m in metrics if m not in METRICS]
     if bad or not metrics:
         raise ValueError(f"unknown metrics {bad or metrics!r}; accepted values: {', '.join(METRICS)}")
-    if insertion_start not in INSERTION_STARTS:
-        raise ValueError(f"unknown insertion_start={insertion_start!r}; accepted values: {', '.join(INSERTION_STARTS)}")
+    if insertion_start not in M.INSERTION_STARTS:
+        raise ValueError(f"unknown insertion_start={insertion_start!r}; accepted values: {', '.join(M.INSERTION_STARTS)}")
     if reduce not in M.REDUCES:
         raise ValueError(f"unknown reduce={reduce!r}; accepted values: {', '.join(M.REDUCES)}")
     starts = dict(pic_start) if isinstance(pic_start, Mapping) else {"webp": pic_start, "msssim": pic_start}
@@ -407,49 +370,76 @@ def step_difference(values: Mapping[str, Mapping[int, float]], lo: int, hi: int)
     return out
 
 
-def markdown_table(
-    values: Mapping[str, Mapping],
-    rows: Sequence[str],
-    columns: Sequence,
-    labels: Mapping[str, str] | None = None,
-    higher_is_better: bool = True,
-    bold: str = "pair",
-    fmt: str = "{:.3f}",
-    column_names: Mapping | None = None,
-) -> str:
-    """Markdown table of values[row][column] (NaN or missing: 'n/a'); bold the better of each method
-    and its '+idgi' twin (``bold='pair'``), the best of each column ('column') or nothing ('none')."""
-    if bold not in ("pair", "column", "none"):
-        raise ValueError(f"unknown bold={bold!r}; accepted values: pair, column, none")
-    labels = labels or LABELS
-    column_names = column_names or {}
+# ------------------------------------------------------------------------------------- labelled maps
+# The IDGI and stability chapters key every map by its label ('IG', 'IG+IDGI', …), in the study's order.
+def method_labels(paths: Sequence[str]) -> list[str]:
+    """Row labels 'IG', 'IG+IDGI', 'BlurIG', … (:data:`LABELS`) in the study's order for the given paths."""
+    return [LABELS[m] for p in paths for m in (P.check_path_name(p), P.check_path_name(p) + "+idgi")]
 
-    def get(r, c) -> float:
-        v = values.get(r, {}).get(c, math.nan)
-        return float(v) if v is not None else math.nan
 
-    def better(a: float, b: float) -> bool:
-        return a > b if higher_is_better else a < b
+def all_method_maps(
+    model: nn.Module, x: torch.Tensor, paths: list[str] = ("ig", "blurig", "guidedig"), n: int = 16,
+    target=None, output: str = "prob", batch_size: int = 64, path_kwargs: dict | None = None,
+) -> dict[str, I.Attribution]:
+    """{'IG': …, 'IG+IDGI': …, 'BlurIG': …, …}: each path's left-rule map and its IDGI map at n steps."""
+    if isinstance(paths, str) or not len(paths):
+        raise ValueError(f"paths must be a non-empty list of path names ({', '.join(P.PATH_NAMES)}), got {paths!r}")
+    names = [P.check_path_name(p) for p in paths]
+    maps = method_maps(model, x, [m for p in names for m in (p, p + "+idgi")], n, None, target, output,
+                       batch_size, path_kwargs)
+    return {LABELS[k]: v for k, v in maps.items()}
 
-    head = "| method | " + " | ".join(str(column_names.get(c, c)) for c in columns) + " |\n|---|" + "---:|" * len(columns)
-    lines = [head]
-    for r in rows:
-        cells = []
-        for c in columns:
-            v = get(r, c)
-            if math.isnan(v):
-                cells.append("n/a")
-                continue
-            s = fmt.format(v)
-            if bold == "column":
-                others = [get(o, c) for o in rows if not math.isnan(get(o, c))]
-                win = all(not better(o, v) for o in others)
-            elif bold == "pair":
-                twin = r[: -len("+idgi")] if r.endswith("+idgi") else r + "+idgi"
-                w = get(twin, c) if twin in rows else math.nan
-                win = not math.isnan(w) and better(v, w)
-            else:
-                win = False
-            cells.append(f"**{s}**" if win else s)
-        lines.append(f"| {labels.get(r, r)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+
+def jpeg_stability_table(
+    model: nn.Module, x: torch.Tensor, paths: list[str] = ("ig", "blurig", "guidedig"), n: int = 16,
+    quality: int = 75, target=None, output: str = "prob", batch_size: int = 64, reduce: str = "sum",
+    path_kwargs: dict | None = None,
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, I.Attribution]]:
+    """The study's Table 5: per method, MSE, −ln MSE and relative error (B,) between the maps of x and of its JPEG copy.
+
+    Both copies are 8-bit and explained for the clean image's class (``target``, default its top-1);
+    the maps of all methods come from one :func:`all_method_maps` call on [x; JPEG(x)], and the MSE from
+    :func:`riemannkit.metrics.jpeg_stability` (sum-normalised maps).  Returns (table, maps of [x; JPEG(x)]).
+    """
+    x = M._check_images(x).detach().cpu().float()
+    if int(quality) != quality or not 1 <= quality <= 100:
+        raise ValueError(f"quality must be an integer in [1, 100], got {quality!r}")
+    b = x.shape[0]
+    xq = M._to_uint8(x).to(x.dtype) / 255
+    xj = M.jpeg_round_trip(xq, int(quality))
+    _, target = I.prepare(model, xq, target, batch_size)
+    both = torch.cat([xq, xj])
+    maps = all_method_maps(model, both, paths, n, target.repeat(2), output, batch_size, path_kwargs)
+    table = {}
+    for label, r in maps.items():
+        def saliency_fn(img: torch.Tensor, attr: torch.Tensor = r.attr) -> torch.Tensor:
+            if torch.equal(img, xq):
+                return attr[:b]
+            if torch.equal(img, xj):
+                return attr[b:]
+            raise RuntimeError("jpeg_stability passed images other than x and its JPEG copy")
+
+        mse, nlog = M.jpeg_stability(saliency_fn, x, int(quality), reduce)
+        table[label] = {"mse": mse, "neg_log_mse": nlog, "relative": M.relative_map_error(r.attr[:b], r.attr[b:], xq, reduce)}
+    return table, maps
+
+
+def cross_device_difference(
+    model: nn.Module, x: torch.Tensor, devices: tuple[str, str] = ("cpu", "cuda"),
+    paths: list[str] = ("ig", "blurig", "guidedig"), n: int = 16, target=None, output: str = "prob",
+    batch_size: int = 64, path_kwargs: dict | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per method, ||map on devices[1] − map on devices[0]|| / ||map on devices[0]|| per image (B,)."""
+    if len(devices) != 2:
+        raise ValueError(f"devices must name two devices, got {devices!r}")
+    x = x.detach().cpu()
+    if target is None:
+        _, target = I.prepare(model, x, None, batch_size)
+    target = torch.as_tensor(target).cpu()
+    maps = []
+    for d in devices:
+        m = copy.deepcopy(model).to(torch.device(d)).eval()
+        r = all_method_maps(m, x, paths, n, target, output, batch_size, path_kwargs)
+        maps.append({k: v.attr.cpu() for k, v in r.items()})
+        del m
+    return M.relative_l2(maps[1], maps[0])

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from . import stats as ST
+from .paths import PATH_LABELS  # the one label set (order: IG, BlurIG, GIG, …)
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT / "results" / "reference"
 PAPER_DIR = ROOT / "results" / "paper"
-PATH_LABELS = {"ig": "IG", "blurig": "BlurIG", "guidedig": "GIG"}
 # Table 1's baseline rows as the authors' code computes them (results/paper/riemannopt_table1.json row_keys).
 TABLE1_BASELINE = {"ig": "linear_right", "blurig": "linear_right", "guidedig": "linear_left"}
 

@@ -615,3 +615,21 @@ def attribute(
         f_in = f_nodes[-1] if full_precision and nodes[-1] == 1 else target_output(model, x, target, output)
         f_base = f_nodes[0] if full_precision and nodes[0] == 0 else target_output(model, start, target, output)
     return Attribution(attr, f_in, f_base, target, n_grad)
+
+
+def response_along_path(
+    model: nn.Module, x: torch.Tensor, path: str, alphas, target=None, output: str = "prob", batch_size: int = 64, **path_kwargs
+) -> torch.Tensor:
+    """f(γ(α)) of shape (A, B) at each α of a closed-form path ('ig', 'blurig'), for each image's target."""
+    x, target = prepare(model, x, target, batch_size)
+    a = torch.as_tensor(alphas, dtype=torch.float64)
+    fn = P.path_function(path, **path_kwargs)
+    per = max(1, batch_size // x.shape[0])
+    out = []
+    # Values only: a forward pass per chunk of whole rows of α (passes() would also take every gradient).
+    with torch.no_grad():
+        for chunk in a.split(per):
+            pts = fn(x, chunk)[0]
+            f = target_output(model, pts.reshape(-1, *x.shape[1:]), target.repeat(len(chunk)), output)
+            out.append(f.view(len(chunk), x.shape[0]))
+    return torch.cat(out)

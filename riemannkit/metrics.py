@@ -49,6 +49,9 @@ REDUCES = ("sum", "abs_sum")
 CURVE_KINDS = ("insertion", "deletion")
 CURVE_OUTPUTS = ("prob", "ratio")
 BLUR_MODES = ("normalized", "constant")
+# Insertion's start image: 'blur' (blur_image(x, 20), the default: the IDGI study's and PAIR's reference) or
+# 'black' (the IDGI study's and RiemannOpt's released scripts); deletion always ends at black by default.
+INSERTION_STARTS = ("black", "blur")
 PIC_STARTS = ("blur", "random_mask")
 PIC_BOKEH = ("paste", "interpolate")
 PIC_INFORMATION = ("webp", "msssim")
@@ -133,7 +136,7 @@ def insertion_deletion(
     model: nn.Module,
     x: torch.Tensor,
     saliency: torch.Tensor,
-    start: torch.Tensor | None = None,
+    start: torch.Tensor | str | None = None,
     target=None,
     kind: str = "insertion",
     steps: int = 20,
@@ -146,8 +149,9 @@ def insertion_deletion(
     Pixels are ranked by the channel-reduced saliency (``reduce``: 'sum' = signed sum over channels,
     as the IDGI study; 'abs_sum' = Σ_c |s|, as RiemannOpt), ties by pixel index.  At fraction k/steps
     the top ⌊k·H·W/steps⌋ pixels (all channels) are taken from ``x`` into ``start`` (insertion: from
-    ``start`` to ``x``; default ``start`` = blur_image(x, 20)), or replaced by ``start`` in ``x``
-    (deletion: from ``x`` to ``start``; default black).  ``output='ratio'`` divides by p(x) (the
+    ``start`` to ``x``; default ``start`` = 'blur', blur_image(x, 20)), or replaced by ``start`` in ``x``
+    (deletion: from ``x`` to ``start``; default 'black').  ``start`` is an image batch or a name of
+    :data:`INSERTION_STARTS`.  ``output='ratio'`` divides by p(x) (the
     IDGI paper's variant: the insertion curve ends at 1, the deletion curve starts at 1).  AUC by the
     trapezoid rule over the revealed fraction on [0, 1].
     """
@@ -160,7 +164,10 @@ def insertion_deletion(
     b, c, h, w = x.shape
     sal = reduce_saliency(saliency, x, reduce).flatten(1)
     if start is None:
-        start = blur_image(x, BLUR_SIGMA) if kind == "insertion" else torch.zeros_like(x)
+        start = "blur" if kind == "insertion" else "black"
+    if isinstance(start, str):
+        _check_choice("start", start, INSERTION_STARTS)
+        start = blur_image(x, BLUR_SIGMA) if start == "blur" else torch.zeros_like(x)
     start = P.check_baseline(x, start)
     order = torch.argsort(sal, dim=1, descending=True, stable=True)
     rank = torch.empty_like(order)
@@ -582,3 +589,56 @@ def jpeg_stability(
         maps.append(m / norm)
     mse = (maps[0] - maps[1]).pow(2).mean(1)
     return mse, -torch.log(mse)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Comparing maps: completeness per method, how much attributions cancel, how concentrated a map is, and how
+# far apart two maps are (the stability chapter's JPEG copy, the same maps on two devices).
+# ---------------------------------------------------------------------------------------------------
+def completeness_by_method(maps: dict[str, I.Attribution]) -> dict[str, torch.Tensor]:
+    """Per-image relative completeness error (B,) of each map in ``maps``."""
+    return {k: completeness_error(r.attr, r.f_input, r.f_baseline) for k, r in maps.items()}
+
+
+def relative_map_error(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+    """||â − b̂||² / (||â||² + ||b̂||²) per image of the channel-reduced, Σ|·|-normalised maps: 0 equal, ≈ 1 unrelated."""
+    ra, rb = (reduce_saliency(m, x, reduce).flatten(1) for m in (a, b))
+    na, nb = ra.abs().sum(1, keepdim=True), rb.abs().sum(1, keepdim=True)
+    if (na == 0).any() or (nb == 0).any():
+        raise ValueError("a or b holds an all-zero map: it cannot be normalised by Σ|map|")
+    ra, rb = ra / na, rb / nb
+    return (ra - rb).pow(2).sum(1) / (ra.pow(2).sum(1) + rb.pow(2).sum(1))
+
+
+def relative_l2(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-image ||a − b|| / ||b|| (B,) for each key of ``b`` (e.g. the same maps on two devices)."""
+    missing = set(b) - set(a)
+    if missing:
+        raise ValueError(f"a lacks the key(s) {sorted(missing)} of b")
+    out = {}
+    for k, ref in b.items():
+        if tuple(a[k].shape) != tuple(ref.shape):
+            raise ValueError(f"a[{k!r}] has shape {tuple(a[k].shape)}, b[{k!r}] has {tuple(ref.shape)}")
+        d = (a[k].detach().double().cpu() - ref.detach().double().cpu()).flatten(1).norm(dim=1)
+        out[k] = d / ref.detach().double().cpu().flatten(1).norm(dim=1)
+    return out
+
+
+def mass_ratio(maps: dict[str, I.Attribution]) -> dict[str, torch.Tensor]:
+    """Σ_i |attr_i| / |f(x) − f(x')| per image (B,) for each map: 1 when no attribution cancels."""
+    out = {}
+    for k, r in maps.items():
+        delta = (r.f_input - r.f_baseline).double().abs().cpu()
+        if (delta == 0).any():
+            raise ValueError(f"maps[{k!r}]: f(x) − f(x') is 0 for some image, the ratio is undefined")
+        out[k] = r.attr.detach().double().abs().flatten(1).sum(1).cpu() / delta
+    return out
+
+
+def concentration(attr: torch.Tensor, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+    """HW · Σ_p Ŝ_p² per image of the channel-reduced, Σ|·|-normalised map: 1 if all |Ŝ_p| are equal, HW for one pixel."""
+    s = reduce_saliency(attr, x, reduce).flatten(1)
+    norm = s.abs().sum(1, keepdim=True)
+    if (norm == 0).any():
+        raise ValueError("attr holds an all-zero map: it cannot be normalised by Σ|map|")
+    return s.shape[1] * (s / norm).pow(2).sum(1)

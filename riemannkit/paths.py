@@ -16,6 +16,8 @@ from .blur import gaussian_blur
 
 # Filled by register_path (bottom of this module; riemannkit.manifold adds "manifold").
 PATH_NAMES: tuple[str, ...] = ()
+# Each path's short name in the book's tables, figures and claims (riemannkit.evaluation.LABELS adds '+IDGI').
+PATH_LABELS = {"ig": "IG", "blurig": "BlurIG", "guidedig": "GIG", "samp": "SAMP", "manifold": "MIG"}
 
 # PAIR-code/saliency defaults (core/blur_ig.py and core/guided_ig.py).
 BLUR_MAX_SIGMA = 50.0

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 from torch import nn
+from tqdm.auto import tqdm
 
 from . import integrate as I
 from . import paths as P
@@ -679,3 +680,83 @@ RECIPES: dict[str, Recipe] = {
         "with 10 % uniform — density_schedule(power=0.5, floor=0.1).",
     ),
 }
+
+
+# ------------------------------------------------------------------------------ schedules of a study
+# Fitting several budgets at once, where along the path g changes, and how far apart two schedules are.
+def fit_schedules(
+    model: nn.Module, x_calib: torch.Tensor, paths: list[str], steps: list[int], k: int,
+    batch_size: int = 64, path_kwargs: dict | None = None,
+) -> dict:
+    """Algorithm 1 on the calibration images, then Powell for each n on the paper's bound ('alphas') and
+    on the sup bound ('alphas_sup'): {path: {grid, gprime, alphas: {n: …}, alphas_sup: {n: …}}}."""
+    path_kwargs = path_kwargs or {}
+    out = {}
+    for path in tqdm(paths, desc="Algorithm 1"):
+        grid, gp = estimate_gprime(model, x_calib, path, k=k, batch_size=batch_size, **path_kwargs.get(path, {}))
+        out[path] = {
+            "grid": grid,
+            "gprime": gp,
+            "alphas": {n: fit_schedule(grid, gp, n) for n in steps},
+            "alphas_sup": {n: fit_schedule(grid, gp, n, bound="sup") for n in steps},
+        }
+    return out
+
+
+def half_rise(alphas, values: torch.Tensor) -> torch.Tensor:
+    """Per image, the first α where f(γ(α)) − f(γ(0)) reaches half of f(γ(1)) − f(γ(0)) (linear in between)."""
+    a = torch.as_tensor(alphas, dtype=torch.float64)
+    v = values.double()
+    if v.ndim != 2 or v.shape[0] != len(a):
+        raise ValueError(f"values must be (len(alphas), B) = ({len(a)}, B), got {tuple(v.shape)}")
+    rel = (v - v[0]) / (v[-1] - v[0])
+    above = rel >= 0.5
+    j = above.double().argmax(0).clamp(min=1)  # first index reaching half (≥ 1 since rel[0] = 0)
+    cols = torch.arange(v.shape[1])
+    r0, r1 = rel[j - 1, cols], rel[j, cols]
+    t = ((0.5 - r0) / (r1 - r0)).clamp(0, 1)
+    return a[j - 1] + t * (a[j] - a[j - 1])
+
+
+def gprime_summary(grid: np.ndarray, gprime: np.ndarray) -> dict:
+    """Where the mean |g'| curve sits: the α of its peak and the α holding half of its mass."""
+    grid, gprime = np.asarray(grid, dtype=float), np.asarray(gprime, dtype=float)
+    if grid.ndim != 1 or grid.shape != gprime.shape or len(grid) < 2:
+        raise ValueError(f"grid and gprime must be 1-D of the same length >= 2, got {grid.shape} and {gprime.shape}")
+    # Algorithm 1's value at grid[j] stands for [grid[j], grid[j+1]) (the last for [grid[-1], 1]).
+    edges = np.append(grid, 1.0)
+    cum = np.concatenate([[0.0], np.cumsum(gprime * np.diff(edges))])
+    return {"peak": float(grid[int(np.argmax(gprime))]), "median": float(np.interp(0.5 * cum[-1], cum, edges))}
+
+
+# Algorithm 1's curve for a set of images is the mean of the per-image curves, so per-image curves of
+# a pool give the curve of any subset (any calibration-set size m) without new gradients.
+def per_image_gprime(
+    model: nn.Module, x: torch.Tensor, path: str = "ig", k: int = 64, target=None, output: str = "prob",
+    batch_size: int = 64, **path_kwargs,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Algorithm 1 on each image alone: ``(grid (k,), curves (B, k))``; their mean is Algorithm 1 on all B."""
+    grid, curves, _ = per_image_derivatives(model, x, path, k, target, output, batch_size, **path_kwargs)
+    return grid, curves
+
+
+def schedule_distance(a, b) -> float:
+    """Mean |a_i − b_i| of two sorted n-point schedules (the 1-Wasserstein distance of their point sets)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"schedules must be 1-D of the same length, got {a.shape} and {b.shape}")
+    return float(np.mean(np.abs(np.sort(a) - np.sort(b))))
+
+
+def subset_schedules(
+    grid: np.ndarray, curves: np.ndarray, sizes: list[int], draws: int, n: int, bound: str = "paper", seed: int = 0
+) -> dict[int, list[np.ndarray]]:
+    """{m: [schedule fitted on the mean curve of m images drawn at random without replacement] × draws}."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for m in sizes:
+        if not 1 <= m <= len(curves):
+            raise ValueError(f"calibration size m={m} must be between 1 and the pool's {len(curves)} images")
+        picks = [rng.choice(len(curves), size=m, replace=False) for _ in range(draws if m < len(curves) else 1)]
+        out[m] = [fit_schedule(grid, curves[p].mean(0), n, bound=bound) for p in picks]
+    return out

@@ -13,7 +13,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import riemannkit as rk  # noqa: E402
+from riemannkit import book  # noqa: E402
 from riemannkit import evaluation as EV  # noqa: E402
+from riemannkit import idgi as ID  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit.idgi import idgi_attribute  # noqa: E402
 
@@ -85,7 +87,7 @@ def test_parse_method_and_errors():
 def test_path_and_idgi_equals_the_separate_methods(images, path, alphas):
     model = SmallNet().eval()
     target = torch.tensor([0, 2])
-    plain, idgi = EV.path_and_idgi(model, images, path, n=7, alphas=alphas, target=target, batch_size=5, **PATH_KW[path])
+    plain, idgi = ID.path_and_idgi(model, images, path, n=7, alphas=alphas, target=target, batch_size=5, **PATH_KW[path])
     ref = rk.attribute(model, images, path, n=7, alphas=alphas, target=target, batch_size=5, **PATH_KW[path])
     ref_idgi = idgi_attribute(model, images, path, n=7, alphas=alphas, target=target, batch_size=5, **PATH_KW[path])
     assert torch.allclose(plain.attr, ref.attr, rtol=1e-5, atol=1e-7)
@@ -101,7 +103,7 @@ def test_path_and_idgi_equals_the_separate_methods(images, path, alphas):
 def test_one_gradient_pass_serves_both_maps(images):
     """n path points per image plus one forward pass at x, instead of 2n for IG and IDGI computed apart."""
     model = Counting(SmallNet().eval())
-    EV.path_and_idgi(model, images, "ig", n=6, target=[0, 1], batch_size=4)
+    ID.path_and_idgi(model, images, "ig", n=6, target=[0, 1], batch_size=4)
     assert sum(model.calls) == 2 * 6 + 2
     assert max(model.calls) <= 4
 
@@ -110,7 +112,7 @@ def test_nested_linear_schedules_share_their_points(images):
     """i/2, i/4, i/8 are nested: the sweep costs 8 points per image, and each n matches its own run."""
     model = Counting(SmallNet(seed=2).eval())
     scheds = [rk.rule_nodes("left", n)[0] for n in (2, 4, 8)] + [torch.tensor([0.0, 0.3, 0.6], dtype=torch.float64)]
-    res = EV.path_and_idgi_schedules(model, images, "ig", scheds, target=[1, 2], batch_size=6)
+    res = ID.path_and_idgi_schedules(model, images, "ig", scheds, target=[1, 2], batch_size=6)
     # Union of the points: 0, 1/8, …, 7/8 plus 0.3 and 0.6 → 10 points for 2 images, + f(x).
     assert sum(model.calls) == 2 * 10 + 2
     for sched, (plain, idgi) in zip(scheds, res):
@@ -124,7 +126,7 @@ def test_nested_linear_schedules_share_their_points(images):
 def test_more_images_than_one_batch(images):
     model = SmallNet(seed=3).eval()
     x = torch.cat([images, images.flip(-1), images.flip(-2)])
-    plain, idgi = EV.path_and_idgi(model, x, "blurig", n=4, batch_size=4, max_sigma=2.0)
+    plain, idgi = ID.path_and_idgi(model, x, "blurig", n=4, batch_size=4, max_sigma=2.0)
     ref = rk.attribute(model, x, "blurig", n=4, batch_size=64, max_sigma=2.0)
     assert plain.attr.shape == x.shape and torch.allclose(plain.attr, ref.attr, rtol=1e-5, atol=1e-7)
     assert torch.allclose(idgi.attr, idgi_attribute(model, x, "blurig", n=4, max_sigma=2.0).attr, rtol=1e-5, atol=1e-7)
@@ -179,7 +181,8 @@ def region_setup():
 def test_metric_table_matches_the_metrics_module(region_setup):
     model, x, maps = region_setup
     target = torch.zeros(2, dtype=torch.long)
-    tab = EV.metric_table(model, x, maps, EV.METRICS[:-1], target, steps=8, min_pred_value=0.5, batch_size=16)
+    tab = EV.metric_table(model, x, maps, EV.METRICS[:-1], target, steps=8, insertion_start="black", min_pred_value=0.5,
+                          batch_size=16)
     assert list(tab) == list(maps)
     black = torch.zeros_like(x)
     # The table scores the three methods' images together in passes of 16, the metrics module one method's
@@ -309,14 +312,14 @@ def test_sweep_values_difference_and_markdown():
     with pytest.raises(ValueError, match="no value at n=8 and n=128"):
         EV.step_difference(vals, 8, 128)
     table = {"ig": {"a": 0.2, "b": 0.5}, "ig+idgi": {"a": 0.3, "b": math.nan}}
-    md = EV.markdown_table(table, ["ig", "ig+idgi"], ["a", "b"], column_names={"a": "Lite0"})
+    md = book.markdown_table(table, ["ig", "ig+idgi"], ["a", "b"], column_names={"a": "Lite0"})
     lines = md.splitlines()
     assert lines[0] == "| method | Lite0 | b |"
-    assert lines[2] == "| IG | 0.200 | 0.500 |" and lines[3] == "| IG + IDGI | **0.300** | n/a |"
-    md = EV.markdown_table(table, ["ig", "ig+idgi"], ["a"], higher_is_better=False, bold="column")
+    assert lines[2] == "| IG | 0.200 | 0.500 |" and lines[3] == "| IG+IDGI | **0.300** | n/a |"
+    md = book.markdown_table(table, ["ig", "ig+idgi"], ["a"], higher_is_better=False, bold="column")
     assert "| IG | **0.200** |" in md
     with pytest.raises(ValueError, match="unknown bold='row'"):
-        EV.markdown_table(table, ["ig"], ["a"], bold="row")
+        book.markdown_table(table, ["ig"], ["a"], bold="row")
 
 
 def test_zero_gradient_warning_is_raised_once_per_map():
@@ -329,6 +332,6 @@ def test_zero_gradient_warning_is_raised_once_per_map():
     x = torch.full((1, *SHAPE), 0.5)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        plain, idgi = EV.path_and_idgi(Flat(), x, "ig", n=3, target=0, output="logit")
+        plain, idgi = ID.path_and_idgi(Flat(), x, "ig", n=3, target=0, output="logit")
     assert sum("zero-gradient steps" in str(w.message) for w in rec) == 1
     assert torch.isfinite(idgi.attr).all()

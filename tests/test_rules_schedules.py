@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import riemannkit as rk
-from riemannkit import experiments as E
 from riemannkit import integrate as I
+from riemannkit import placement as PL
 from riemannkit import schedule as S
 
 SCHEDULE = [0.0, 0.05, 0.1, 0.3, 0.35, 0.6, 0.9, 0.97]  # an arbitrary, non-uniform partition
@@ -256,30 +256,30 @@ def _curves():
             "gsecond": np.abs(np.sin(6 * grid)) + 0.05}
 
 
-@pytest.mark.parametrize("label", list(E.WHICH_METHODS))
+@pytest.mark.parametrize("label", list(PL.WHICH_METHODS))
 @pytest.mark.parametrize("n", [4, 9])
 def test_which_nodes_spend_exactly_n_evaluations(label, n):
-    rule, placement = E.WHICH_METHODS[label]
-    kw = E.which_nodes(rule, placement, n, _curves(), maxiter=3)
+    rule, placement = PL.WHICH_METHODS[label]
+    kw = PL.which_nodes(rule, placement, n, _curves(), maxiter=3)
     nodes, w = I.schedule_nodes(kw["rule"], kw["alphas"]) if "alphas" in kw else rk.rule_nodes(kw["rule"], kw["n"])
     assert len(nodes) == n and float(w.sum()) == pytest.approx(1.0)
 
 
 def test_which_nodes_bad_combinations():
     with pytest.raises(ValueError, match="left-rule bound"):
-        E.which_nodes("midpoint", "paper", 8, _curves())
+        PL.which_nodes("midpoint", "paper", 8, _curves())
     with pytest.raises(ValueError, match="midpoint.*trapezoid"):
-        E.which_nodes("left", "cubic-density", 8, _curves())
+        PL.which_nodes("left", "cubic-density", 8, _curves())
     with pytest.raises(ValueError, match="placement"):
-        E.which_nodes("left", "magic", 8, _curves())
+        PL.which_nodes("left", "magic", 8, _curves())
 
 
 def test_which_schedule_study_small(conv_model, images):
-    out = E.which_schedule_study(conv_model, images, images.flip(-1), {"ig": {}, "guidedig": {}}, [4], k=8,
+    out = PL.which_schedule_study(conv_model, images, images.flip(-1), {"ig": {}, "guidedig": {}}, [4], k=8,
                                  fit_maxiter=3)
-    assert set(out["errors"]["ig"]) == set(E.WHICH_METHODS)
-    assert set(out["errors"]["guidedig"]) == set(E.WHICH_ADAPTIVE_METHODS)
+    assert set(out["errors"]["ig"]) == set(PL.WHICH_METHODS)
+    assert set(out["errors"]["guidedig"]) == set(PL.WHICH_ADAPTIVE_METHODS)
     assert all(v[4].shape == (2,) and np.isfinite(v[4]).all() for v in out["errors"]["ig"].values())
-    mean = E.which_summary(out["errors"])
-    rec = E.which_recommendation(mean, [4])
+    mean = PL.which_summary(out["errors"])
+    rec = PL.which_recommendation(mean, [4])
     assert len(rec) == 2 and all(r["factor"] >= 1 for r in rec)

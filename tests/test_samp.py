@@ -6,6 +6,7 @@ import torch
 
 import riemannkit as rk
 from riemannkit import evaluation as EV
+from riemannkit import gradient_methods as GM
 from riemannkit import paths as P
 from riemannkit.idgi import path_and_idgi
 
@@ -209,20 +210,20 @@ def test_method_maps_and_baselines(conv_model, images):
     assert list(maps) == ["samp", "samp+idgi", "ig"]
     ref = rk.attribute(conv_model, images, path="samp", n=4, target=maps["ig"].target, momentum=0.5)
     torch.testing.assert_close(maps["samp"].attr, ref.attr)
-    assert EV.LABELS["samp"] == "SAMP" and EV.LABELS["samp+idgi"] == "SAMP + IDGI"
-    gxi = EV.gradient_x_input(conv_model, images, target=maps["ig"].target)
+    assert EV.LABELS["samp"] == "SAMP" and EV.LABELS["samp+idgi"] == "SAMP+IDGI"
+    gxi = GM.gradient_x_input(conv_model, images, target=maps["ig"].target)
     ig1 = rk.attribute(conv_model, images, path="ig", rule="right", n=1, target=maps["ig"].target)
     torch.testing.assert_close(gxi.attr, ig1.attr)  # IG with one right-rule point is gradient × input
-    sg1 = EV.smoothgrad(conv_model, images, n=4, seed=3)
-    sg2 = EV.smoothgrad(conv_model, images, n=4, seed=3)
+    sg1 = GM.smoothgrad(conv_model, images, n=4, seed=3)
+    sg2 = GM.smoothgrad(conv_model, images, n=4, seed=3)
     # The same seeded call twice (same shapes, same threads): bit-identical.
-    assert torch.equal(sg1.attr, sg2.attr) and not torch.equal(sg1.attr, EV.smoothgrad(conv_model, images, n=4, seed=4).attr)
-    sg0 = EV.smoothgrad(conv_model, images, n=2, noise=0.0)
+    assert torch.equal(sg1.attr, sg2.attr) and not torch.equal(sg1.attr, GM.smoothgrad(conv_model, images, n=4, seed=4).attr)
+    sg0 = GM.smoothgrad(conv_model, images, n=2, noise=0.0)
     torch.testing.assert_close(sg0.attr, gxi.attr / images)  # no noise: the plain gradient
     with pytest.raises(ValueError, match="noise"):
-        EV.smoothgrad(conv_model, images, noise=-1.0)
+        GM.smoothgrad(conv_model, images, noise=-1.0)
     with pytest.raises(ValueError, match="n must"):
-        EV.smoothgrad(conv_model, images, n=0)
+        GM.smoothgrad(conv_model, images, n=0)
     tab = EV.metric_table(conv_model, images, {"samp": maps["samp"], "gxi": gxi, "sg": sg1.attr}, ["deletion", "insertion_prob"], steps=4)
     assert set(tab) == {"samp", "gxi", "sg"} and len(tab["samp"]["deletion"]["per_image"]) == 2
 

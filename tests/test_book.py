@@ -1,8 +1,8 @@
-"""The chapters' set-up: parameters checked against their declared types before any heavy work."""
+"""The chapters' set-up (riemannkit.book.setup): parameters checked against their declared types before any heavy work."""
 import pytest
 import torch
 
-from riemannkit import chapter
+from riemannkit import book
 
 
 def namespace(**values):
@@ -16,41 +16,41 @@ def namespace(**values):
 
 def test_defaults_pass_unchanged():
     ns = namespace()
-    params = chapter.check_parameters(ns)
+    params = book.check_parameters(ns)
     assert params == {"steps": [16, 32], "paths": ["ig"], "k": 32, "sigma": 6.0, "save": False, "model": "m",
                       "limit": None, "photos": None}
 
 
 def test_list_given_as_text_by_papermill_p_is_parsed():
     ns = namespace(steps="[16, 32, 64]", paths="['ig', 'blurig']", photos="['chelsea']")
-    chapter.check_parameters(ns)
+    book.check_parameters(ns)
     assert ns["steps"] == [16, 32, 64] and ns["paths"] == ["ig", "blurig"] and ns["photos"] == ["chelsea"]
 
 
 def test_scalar_for_a_list_is_rejected_naming_the_parameter_and_the_yaml_form():
     with pytest.raises(ValueError, match=r"parameter steps=16 .*list\[int\].*-y \"steps: \[16, 32\]\""):
-        chapter.check_parameters(namespace(steps=16))
+        book.check_parameters(namespace(steps=16))
 
 
 def test_wrong_element_type_is_rejected_with_its_index():
     with pytest.raises(ValueError, match=r"steps\[1\]='x'"):
-        chapter.check_parameters(namespace(steps=[16, "x"]))
+        book.check_parameters(namespace(steps=[16, "x"]))
 
 
 def test_scalars_are_coerced_or_rejected():
     ns = namespace(k="64", sigma=4, save="True", limit="500")
-    chapter.check_parameters(ns)
+    book.check_parameters(ns)
     assert ns["k"] == 64 and ns["sigma"] == 4.0 and isinstance(ns["sigma"], float) and ns["save"] is True
     assert ns["limit"] == 500
     for bad in ({"k": 2.5}, {"k": True}, {"save": 1}, {"model": 3}, {"sigma": "wide"}, {"limit": "all"}):
         name = next(iter(bad))
         with pytest.raises(ValueError, match=f"parameter {name}="):
-            chapter.check_parameters(namespace(**bad))
+            book.check_parameters(namespace(**bad))
 
 
 def test_setup_seeds_resolves_device_and_records_the_rerun_command():
     ns = namespace(seed=3, device="cpu")
-    ch = chapter.setup("riemannopt_test", ns)
+    ch = book.setup("riemannopt_test", ns)
     assert ch.device == torch.device("cpu")
     first = torch.rand(1)
     torch.manual_seed(3)
@@ -62,7 +62,7 @@ def test_setup_seeds_resolves_device_and_records_the_rerun_command():
 def test_setup_applies_the_full_profile_and_checks_its_values():
     ns = namespace(profile="full", device="cpu")
     ns["__annotations__"] = {**ns["__annotations__"], "profile": str}
-    ch = chapter.setup("riemannopt", ns)
+    ch = book.setup("riemannopt", ns)
     assert ch.full_settings and ns["steps"] == [16, 32, 64, 128] and ch.params["steps"] == [16, 32, 64, 128]
     with pytest.raises(ValueError, match="profile"):
-        chapter.setup("riemannopt", {**namespace(profile="fast"), "__annotations__": {"profile": str}})
+        book.setup("riemannopt", {**namespace(profile="fast"), "__annotations__": {"profile": str}})

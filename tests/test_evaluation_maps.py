@@ -1,13 +1,16 @@
-"""The IDGI and stability chapters' experiment functions (riemannkit.experiments): one pass gives both maps."""
+"""Labelled maps of every path ± IDGI (riemannkit.evaluation, riemannkit.idgi): one pass gives both maps; JPEG and
+cross-device stability tables; the saliency grid."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from riemannkit import experiments as E
+from riemannkit import evaluation as EV
+from riemannkit import idgi as ID
 from riemannkit import integrate as I
 from riemannkit import metrics as M
 from riemannkit.idgi import idgi_attribute
+
 
 CASES = [
     ("ig", {}, None),
@@ -28,7 +31,7 @@ def _close(a: I.Attribution, b: I.Attribution) -> None:
 
 @pytest.mark.parametrize("path, kwargs, alphas", CASES)
 def test_path_and_idgi_equal_the_two_separate_calls(conv_model, images, path, kwargs, alphas):
-    plain, idgi = E.path_and_idgi(conv_model, images, path, n=8, alphas=alphas, batch_size=5, **kwargs)
+    plain, idgi = ID.path_and_idgi(conv_model, images, path, n=8, alphas=alphas, batch_size=5, **kwargs)
     rule = {} if alphas is not None else {"rule": "left", "n": 8}
     _close(plain, I.attribute(conv_model, images, path, alphas=alphas, batch_size=5, **rule, **kwargs))
     _close(idgi, idgi_attribute(conv_model, images, path, n=8, alphas=alphas, batch_size=5, **kwargs))
@@ -40,7 +43,7 @@ def test_path_and_idgi_equal_the_two_separate_calls(conv_model, images, path, kw
 
 def test_one_pass_of_gradients(conv_model, images, counting):
     model = counting(conv_model)
-    E.path_and_idgi(model, images, "ig", n=8, target=0, batch_size=4)
+    ID.path_and_idgi(model, images, "ig", n=8, target=0, batch_size=4)
     # f(x) once (B = 2), then 8 alphas × 2 images in chunks of ≤ 4 points: the cost of one method.
     assert model.calls == [2, 4, 4, 4, 4]
 
@@ -48,28 +51,28 @@ def test_one_pass_of_gradients(conv_model, images, counting):
 def test_more_images_than_a_batch(conv_model, baseline):
     x = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     base = torch.cat([baseline, baseline, baseline[:1]])
-    big = E.path_and_idgi(conv_model, x, "ig", n=4, batch_size=2, baseline=base)
-    one = E.path_and_idgi(conv_model, x, "ig", n=4, batch_size=64, baseline=base)
+    big = ID.path_and_idgi(conv_model, x, "ig", n=4, batch_size=2, baseline=base)
+    one = ID.path_and_idgi(conv_model, x, "ig", n=4, batch_size=64, baseline=base)
     for a, b in zip(big, one):
         _close(a, b)
 
 
 def test_all_method_maps_and_completeness(conv_model, images):
-    maps = E.all_method_maps(conv_model, images, ["ig", "guidedig"], n=4, path_kwargs={"guidedig": {"fraction": 0.5}})
-    assert list(maps) == ["IG", "IG+IDGI", "GIG", "GIG+IDGI"] == E.method_labels(["ig", "guidedig"])
-    err = E.completeness_by_method(maps)
+    maps = EV.all_method_maps(conv_model, images, ["ig", "guidedig"], n=4, path_kwargs={"guidedig": {"fraction": 0.5}})
+    assert list(maps) == ["IG", "IG+IDGI", "GIG", "GIG+IDGI"] == EV.method_labels(["ig", "guidedig"])
+    err = M.completeness_by_method(maps)
     assert (err["IG+IDGI"] < 1e-5).all() and (err["GIG+IDGI"] < 1e-5).all()
     assert (err["IG"] > 1e-4).any()
     with pytest.raises(ValueError, match="path_kwargs has unknown path"):
-        E.all_method_maps(conv_model, images, ["ig"], path_kwargs={"blur": {}})
+        EV.all_method_maps(conv_model, images, ["ig"], path_kwargs={"blur": {}})
     with pytest.raises(ValueError, match="paths must be a non-empty list"):
-        E.all_method_maps(conv_model, images, [])
+        EV.all_method_maps(conv_model, images, [])
     with pytest.raises(ValueError, match="unknown path='straight'"):
-        E.method_labels(["straight"])
+        EV.method_labels(["straight"])
 
 
 def test_jpeg_stability_table_matches_the_metric(conv_model, images):
-    table, maps = E.jpeg_stability_table(conv_model, images, ["ig"], n=4, path_kwargs={"ig": {}})
+    table, maps = EV.jpeg_stability_table(conv_model, images, ["ig"], n=4, path_kwargs={"ig": {}})
     assert list(table) == ["IG", "IG+IDGI"]
     assert all(((v["relative"] >= 0) & (v["relative"] <= 2)).all() for v in table.values())
     xq = M._to_uint8(images).float() / 255
@@ -83,40 +86,16 @@ def test_jpeg_stability_table_matches_the_metric(conv_model, images):
     assert maps["IG"].attr.shape == (4, 3, 8, 8)
     assert torch.equal(maps["IG"].target[:2], maps["IG"].target[2:])
     with pytest.raises(ValueError, match="quality must be an integer"):
-        E.jpeg_stability_table(conv_model, images, ["ig"], quality=101)
-
-
-def test_relative_l2_and_table():
-    a = {"IG": torch.ones(2, 3), "GIG": torch.zeros(2, 3)}
-    b = {"IG": torch.ones(2, 3), "GIG": torch.full((2, 3), 2.0)}
-    d = E.relative_l2(a, b)
-    assert torch.equal(d["IG"], torch.zeros(2, dtype=torch.float64))
-    assert torch.allclose(d["GIG"], torch.ones(2, dtype=torch.float64))
-    with pytest.raises(ValueError, match="a lacks the key"):
-        E.relative_l2({"IG": a["IG"]}, b)
-    with pytest.raises(ValueError, match="has shape"):
-        E.relative_l2({"IG": torch.ones(3), "GIG": a["GIG"]}, b)
-    md = E.mean_spread_table({"IG": torch.tensor([1.0, 3.0]), "IG+IDGI": torch.tensor([4.0])}, "−ln MSE")
-    assert md.splitlines()[2] == "| IG | 2.00 ± 1.41 |"
-    assert md.splitlines()[3] == "| IG+IDGI | **4.00 ± 0.00** |"
-    with pytest.raises(ValueError, match="unknown best="):
-        E.mean_spread_table({"IG": torch.ones(2)}, "x", best="median")
-
-
-def test_per_image_markdown():
-    md = E.per_image_markdown({"IG": torch.tensor([0.5, 0.25])}, ["a", "b"], fmt="{:.2f}")
-    assert md.splitlines() == ["| method | a | b | mean |", "|---|---:|---:|---:|", "| IG | 0.50 | 0.25 | 0.38 |"]
-    with pytest.raises(ValueError, match=r"rows\['IG'\] has 2 values for 3 names"):
-        E.per_image_markdown({"IG": torch.ones(2)}, ["a", "b", "c"])
+        EV.jpeg_stability_table(conv_model, images, ["ig"], quality=101)
 
 
 def test_cross_device_difference_on_one_device_is_zero(conv_model, images):
-    d = E.cross_device_difference(conv_model, images, ("cpu", "cpu"), ["ig", "guidedig"], n=4)
+    d = EV.cross_device_difference(conv_model, images, ("cpu", "cpu"), ["ig", "guidedig"], n=4)
     assert list(d) == ["IG", "IG+IDGI", "GIG", "GIG+IDGI"]
     for v in d.values():
         assert v.shape == (2,) and (v < 1e-6).all()
     with pytest.raises(ValueError, match="devices must name two devices"):
-        E.cross_device_difference(conv_model, images, ("cpu",))
+        EV.cross_device_difference(conv_model, images, ("cpu",))
 
 
 def test_saliency_grid(images):
@@ -144,37 +123,3 @@ def test_saliency_grid_grey_images_and_bad_shape():
     with pytest.raises(ValueError, match=r"x must be a \(3, H, W\) or \(1, H, W\) image"):
         plot.saliency_grid(torch.rand(2, 2, 8, 8), {"IG": torch.randn(2, 2, 8, 8)})
 
-
-def test_mass_ratio(linear_model, images):
-    maps = E.all_method_maps(linear_model, images, ["ig"], n=4, output="logit", target=0)
-    ratio = E.mass_ratio(maps)
-    # Linear f: IDGI's map is w ⊙ w Δf / ||w||², all of one sign, so nothing cancels.
-    assert torch.allclose(ratio["IG+IDGI"], torch.ones(2, dtype=torch.float64), atol=1e-5)
-    assert (ratio["IG"] >= 1 - 1e-6).all()
-    r = maps["IG"]
-    with pytest.raises(ValueError, match="f\\(x\\) − f\\(x'\\) is 0"):
-        E.mass_ratio({"IG": I.Attribution(r.attr, r.f_input, r.f_input, r.target, 4)})
-
-
-def test_relative_map_error(images):
-    a = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-    assert torch.allclose(E.relative_map_error(a, 5 * a, images), torch.zeros(2, dtype=torch.float64), atol=1e-12)
-    assert torch.allclose(E.relative_map_error(a, -a, images), torch.full((2,), 2.0, dtype=torch.float64))
-    # Maps with disjoint supports share nothing: error 1.
-    b = torch.zeros_like(a)
-    b[:, :, :4] = 1.0
-    c = torch.zeros_like(a)
-    c[:, :, 4:] = 1.0
-    assert torch.allclose(E.relative_map_error(b, c, images), torch.ones(2, dtype=torch.float64))
-    with pytest.raises(ValueError, match="all-zero map"):
-        E.relative_map_error(a, torch.zeros_like(a), images)
-
-
-def test_concentration(images):
-    flat = torch.ones(2, 3, 8, 8)
-    assert torch.allclose(E.concentration(flat, images), torch.ones(2, dtype=torch.float64))
-    spike = torch.zeros(2, 3, 8, 8)
-    spike[:, :, 2, 5] = -1.0
-    assert torch.allclose(E.concentration(spike, images), torch.full((2,), 64.0, dtype=torch.float64))
-    with pytest.raises(ValueError, match="all-zero map"):
-        E.concentration(torch.zeros(2, 3, 8, 8), images)
