@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from riemannkit import book  # noqa: E402
-from riemannkit import paths as P  # noqa: E402
+from riemannkit import blur as B, paths as P  # noqa: E402
 from riemannkit.models import resolve_device  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def conv_blur(x: torch.Tensor, sigmas: torch.Tensor, support_sigma: float) -> tu
     b, c, h, w = x.shape
     full = max(1, int(math.ceil(4.0 * support_sigma)))
     radius = min(full, max(h, w) - 1)
-    k, dk = P._gauss_kernels(sigmas.to(x), full)
+    k, dk = B.gauss_kernels(sigmas.to(x), full)
     k, dk = k[:, full - radius : full + radius + 1], dk[:, full - radius : full + radius + 1]
     img = x.reshape(1, b * c, h, w).expand(len(sigmas), -1, -1, -1)
     shape = (len(sigmas), b, c, h, w)
