@@ -274,13 +274,41 @@ def _blurig_fd(model, x, target, max_sigma, steps, grad_step, batch_size) -> tup
     return exact, fd
 
 
+def _pair_blurig_scipy(model, x, target, max_sigma, steps, grad_step, batch_size) -> torch.Tensor:
+    """PAIR's BlurIG sum with PAIR's own points and velocity (scipy ``gaussian_filter(mode='constant')`` at
+    σ_i = i·max_sigma/steps, forward difference) but riemannkit's gradients (batched as riemannkit does):
+    what is left between this and PAIR is the gradients' float rounding."""
+    from scipy import ndimage
+
+    def blur(img, s):
+        return img if s == 0 else ndimage.gaussian_filter(img, sigma=[s, s, 0], mode="constant")
+
+    out = torch.zeros_like(x, dtype=torch.float64)
+    per = max(1, batch_size // x.shape[0])
+    sig = [i * max_sigma / steps for i in range(steps + 1)]
+    for s0 in range(0, steps, per):
+        idx = list(range(s0, min(steps, s0 + per)))
+        pts, vel = [], []
+        for i in idx:
+            for b in range(x.shape[0]):
+                img = _hwc(x[b]).astype(np.float32)
+                p = blur(img, sig[i])
+                pts.append(torch.from_numpy(np.ascontiguousarray(p)).permute(2, 0, 1))
+                vel.append(_chw((blur(img, sig[i] + grad_step) - p) / grad_step) * (sig[i + 1] - sig[i]))
+        pts_t = torch.stack(pts).to(x)
+        g = I.gradients(model, pts_t, target.repeat(len(idx)), "prob").double().cpu()
+        out -= (g * torch.stack(vel)).view(len(idx), *x.shape).sum(0)
+    return out
+
+
 @V.evaluates_model
 def check_pair_blurig(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, max_sigma: float = 50.0, steps: int = 100,
     grad_step: float = 0.01, batch_size: int = 64,
-) -> tuple[Agreement, Agreement]:
+) -> tuple[Agreement, Agreement, Agreement]:
     """PAIR ``BlurIG.GetMask`` vs riemannkit's blurig (right rule, n = steps: PAIR's σ_i = i·max_sigma/steps,
-    i < steps, are the α = 1 − i/steps) with (exact velocity, PAIR's forward-difference velocity)."""
+    i < steps, are the α = 1 − i/steps) with (exact velocity, PAIR's forward-difference velocity), and vs
+    PAIR's own scipy points and velocity with riemannkit's gradients (isolates the blur's implementation)."""
     from saliency.core import BlurIG
 
     x = x.float()
@@ -290,11 +318,13 @@ def check_pair_blurig(
         for i in range(x.shape[0])
     ])
     exact, fd = _blurig_fd(model, x, target, max_sigma, steps, grad_step, batch_size)
+    scipy_pts = _pair_blurig_scipy(model, x, target, max_sigma, steps, grad_step, batch_size)
     f_in = _f(model, x, target)
     f_base = _f(model, P.blur(x, torch.zeros(1, dtype=torch.float64), max_sigma)[0][0], target)
     a = compare_maps("PAIR BlurIG", f"riemannkit blurig (exact γ'), right rule, n={steps}, σ_max={max_sigma:g}", exact, theirs, f_in, f_base)
     b = compare_maps("PAIR BlurIG", f"riemannkit points, PAIR's forward-difference γ' (h={grad_step:g})", fd, theirs, f_in, f_base)
-    return a, b
+    c = compare_maps("PAIR BlurIG", "PAIR's scipy points and γ', riemannkit's gradients", scipy_pts, theirs, f_in, f_base)
+    return a, b, c
 
 
 def blur_difference(x: torch.Tensor, sigmas: Sequence[float], max_sigma: float = 50.0) -> np.ndarray:
@@ -316,9 +346,13 @@ def blur_difference(x: torch.Tensor, sigmas: Sequence[float], max_sigma: float =
 def check_pair_guidedig(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, steps: int = 200,
     fraction: float = P.GUIDED_FRACTION, max_dist: float = P.GUIDED_MAX_DIST, batch_size: int = 64,
-) -> Agreement:
+) -> tuple[Agreement, Agreement]:
     """PAIR ``GuidedIG.GetMask`` (numpy, float64 path, under :func:`numpy2_shims`) vs riemannkit's guidedig
-    with the same steps, fraction and max_dist (black baseline)."""
+    with the same steps, fraction and max_dist (black baseline), riemannkit run (a) one image at a time, as
+    PAIR (so the network sees the same one-image batches and returns bit-identical gradients at identical
+    points) and (b) batched over the images (the gradients then differ from PAIR's by float rounding only:
+    the convolution kernels sum in another order).  (b) − (a) measures how far rounding-level gradient
+    differences move this adaptive path's map."""
     from saliency.core import GuidedIG
 
     x = x.float()
@@ -328,9 +362,24 @@ def check_pair_guidedig(
                                     x_steps=steps, fraction=fraction, max_dist=max_dist))
             for i in range(x.shape[0])
         ])
-    ours = I.attribute(model, x, "guidedig", n=steps, target=target, batch_size=batch_size, fraction=fraction, max_dist=max_dist)
-    return compare_maps("PAIR Guided IG", f"steps={steps}, fraction={fraction:g}, max_dist={max_dist:g}",
-                        ours.attr, theirs, ours.f_input, ours.f_baseline)
+    kw = dict(n=steps, batch_size=batch_size, fraction=fraction, max_dist=max_dist)
+    one = [I.attribute(model, x[i : i + 1], "guidedig", target=target[i : i + 1], **kw) for i in range(x.shape[0])]
+    attr_one = torch.cat([o.attr for o in one])
+    f_in, f_base = torch.cat([o.f_input for o in one]), torch.cat([o.f_baseline for o in one])
+    batched = I.attribute(model, x, "guidedig", target=target, **kw)
+    setting = f"steps={steps}, fraction={fraction:g}, max_dist={max_dist:g}"
+    a = compare_maps("PAIR Guided IG", f"{setting}, one photo per call (as PAIR)", attr_one, theirs, f_in, f_base)
+    b = compare_maps("PAIR Guided IG", f"{setting}, photos batched (gradients differ by rounding)",
+                     batched.attr, theirs, f_in, f_base)
+    return a, b
+
+
+def gradient_rounding(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """Relative L2 difference, per image, of ∇f at x computed in one batch of all images vs one image at a
+    time: the float rounding that batch composition alone puts into the gradients."""
+    together = I.gradients(model, x, target, "prob").double()
+    alone = torch.cat([I.gradients(model, x[i : i + 1], target[i : i + 1], "prob") for i in range(x.shape[0])]).double()
+    return ((together - alone).flatten(1).norm(dim=1) / alone.flatten(1).norm(dim=1).clamp_min(1e-300)).cpu().numpy()
 
 
 # ----------------------------------------------------------------------------------------------- PAIR PIC

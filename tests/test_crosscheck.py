@@ -95,16 +95,18 @@ def test_pair_ig_weighting_reproduced(setup):
 def test_pair_blurig_forward_difference_explains_most(setup):
     pytest.importorskip("saliency")
     net, x, t = setup
-    exact, fd = C.check_pair_blurig(net, x, t, max_sigma=3.0, steps=12, grad_step=0.01, batch_size=8)
+    exact, fd, scipy_pts = C.check_pair_blurig(net, x, t, max_sigma=3.0, steps=12, grad_step=0.01, batch_size=8)
     # With PAIR's own forward-difference velocity riemannkit's points reproduce PAIR up to the kernel truncation.
     assert fd.rel_l2.max() < exact.rel_l2.max()
+    # With PAIR's own scipy points and velocity only the gradients' rounding is left.
+    assert scipy_pts.rel_l2.max() < 1e-4
     assert C.blur_difference(x, [0.0, 3.0], 3.0)[1] < 1e-6  # at σ = max_sigma both truncate at 4σ
 
 
 def test_pair_guidedig_agrees(setup):
     pytest.importorskip("saliency")
     net, x, t = setup
-    r = C.check_pair_guidedig(net, x, t, steps=6, fraction=0.25, max_dist=0.1)
+    r, _ = C.check_pair_guidedig(net, x, t, steps=6, fraction=0.25, max_dist=0.1)
     assert r.rel_l2.max() < 1e-4
 
 
