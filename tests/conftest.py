@@ -1,4 +1,6 @@
-"""Shared tiny synthetic models for the riemannkit tests.
+"""Shared tiny synthetic models for the riemannkit tests: every toy model lives here; only a fault injector
+written for one test (a model that raises out-of-memory, returns NaN later, or returns the wrong output
+form) stays next to that test.
 
 All models are cheap ``nn.Module`` s on inputs such as (2, 3, 8, 8).  ``attribute`` casts images to
 float32, so the models used through it are float32; the closed-form helpers (``grad``, ``f``) let the
@@ -119,6 +121,90 @@ class LinearDecoder(nn.Module):
 
     def forward(self, z):
         return (z @ self.A.T + self.c).view(-1, *self.shape)
+
+
+class LinearLogits(nn.Module):
+    """logits = W flatten(x) + c: a constant gradient w_t."""
+
+    def __init__(self, seed: int = 1):
+        super().__init__()
+        g = _gen(seed)
+        self.w = nn.Parameter(torch.randn(2, NFEAT, generator=g), requires_grad=False)
+        self.c = nn.Parameter(torch.randn(2, generator=g), requires_grad=False)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w.T + self.c
+
+
+class Ridge(nn.Module):
+    """logit_0 = relu(v·x − c), logit_1 = 0: zero gradient until the path crosses v·x = c."""
+
+    def __init__(self, v: torch.Tensor, c: float):
+        super().__init__()
+        self.v = nn.Parameter(v.flatten().clone(), requires_grad=False)
+        self.c = c
+
+    def forward(self, x):
+        z = torch.relu(x.flatten(1) @ self.v - self.c)
+        return torch.stack([z, torch.zeros_like(z)], 1)
+
+
+class RegionModel(nn.Module):
+    """Two logits [a·(Σ_{p∈R} x[0, p]) + b, 0]: p(class 0) depends only on channel 0 inside region R."""
+
+    def __init__(self, region: torch.Tensor, a: float, b: float, mean: bool = False):
+        super().__init__()
+        self.register_buffer("region", region.float())
+        self.a, self.b = a, b
+        self.norm = float(region.sum()) if mean else 1.0
+
+    def forward(self, x):
+        z = self.a * (x[:, 0] * self.region).flatten(1).sum(1) / self.norm + self.b
+        return torch.stack([z, torch.zeros_like(z)], 1)
+
+
+class MLPDecoder(nn.Module):
+    """A small smooth non-linear decoder (tanh MLP, sigmoid output)."""
+
+    def __init__(self, d: int = 4, shape=(1, 8, 8), seed: int = 0, dtype=torch.float32):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.shape = shape
+        self.net = nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, math.prod(shape))).to(dtype)
+
+    def forward(self, z):
+        return torch.sigmoid(2 * self.net(z)).view(-1, *self.shape)
+
+
+class SmoothNet(nn.Module):
+    """A smooth non-linear classifier on 1×8×8 images: 3 logits (the manifold tests' classifier)."""
+
+    def __init__(self, seed=5):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 16, 3)
+
+    def forward(self, x):
+        return self.fc(nn.functional.avg_pool2d(torch.tanh(2 * self.conv(x)), 2).flatten(1))
+
+
+class BNDropNet(nn.Module):
+    """A classifier with BatchNorm and Dropout, the two layers whose training mode changes a map."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        return self.fc(self.drop(torch.tanh(self.bn(self.conv(x)))).flatten(1))
+
+
+# ----------------------------------------------------------------------------------------- models in training mode
 
 
 class ScalarModel(nn.Module):

@@ -17,33 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from riemannkit import metrics as M  # noqa: E402
 
+from conftest import Counting, RegionModel
+
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-class RegionModel(nn.Module):
-    """Two logits [a·(Σ_{p∈R} x[0, p]) + b, 0]: p(class 0) depends only on channel 0 inside region R."""
-
-    def __init__(self, region: torch.Tensor, a: float, b: float, mean: bool = False):
-        super().__init__()
-        self.register_buffer("region", region.float())
-        self.a, self.b = a, b
-        self.norm = float(region.sum()) if mean else 1.0
-
-    def forward(self, x):
-        z = self.a * (x[:, 0] * self.region).flatten(1).sum(1) / self.norm + self.b
-        return torch.stack([z, torch.zeros_like(z)], 1)
-
-
-class Counting(nn.Module):
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner, self.calls = inner, []
-
-    def forward(self, x):
-        self.calls.append(x.shape[0])
-        return self.inner(x)
 
 
 def _sigmoid(z):

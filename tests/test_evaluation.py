@@ -19,50 +19,14 @@ from riemannkit import idgi as ID  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit.idgi import idgi_attribute  # noqa: E402
 
+from conftest import ConvNet, Counting, RegionModel
+
 SHAPE = (3, 8, 8)
 PATH_KW = {"ig": {}, "blurig": {"max_sigma": 3.0}, "guidedig": {"fraction": 0.5, "max_dist": 1.0}}
 
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-class SmallNet(nn.Module):
-    """conv → tanh → pool → linear, 3 classes: non-linear, so IG and IDGI differ."""
-
-    def __init__(self, seed: int = 0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 4 * 4, 3)
-
-    def forward(self, x):
-        return self.fc(nn.functional.avg_pool2d(torch.tanh(3 * self.conv(x)), 2).flatten(1))
-
-
-class Counting(nn.Module):
-    """Records the batch size of every forward call."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner, self.calls = inner, []
-
-    def forward(self, x):
-        self.calls.append(x.shape[0])
-        return self.inner(x)
-
-
-class RegionModel(nn.Module):
-    """Logits [a·mean_{p∈R} x[0, p] + c, 0]: p(class 0) grows with channel 0 inside the region R."""
-
-    def __init__(self, region: torch.Tensor, a: float = 12.0, c: float = -4.0):
-        super().__init__()
-        self.register_buffer("region", region.float())
-        self.a, self.c = a, c
-
-    def forward(self, x):
-        z = self.a * (x[:, 0] * self.region).flatten(1).sum(1) / self.region.sum() + self.c
-        return torch.stack([z, torch.zeros_like(z)], 1)
 
 
 @pytest.fixture
@@ -85,7 +49,7 @@ def test_parse_method_and_errors():
 @pytest.mark.parametrize("path", ["ig", "blurig", "guidedig"])
 @pytest.mark.parametrize("alphas", [None, [0.0, 0.1, 0.35, 0.5, 0.9]])
 def test_path_and_idgi_equals_the_separate_methods(images, path, alphas):
-    model = SmallNet().eval()
+    model = ConvNet(seed=0).eval()
     target = torch.tensor([0, 2])
     plain, idgi = ID.path_and_idgi(model, images, path, n=7, alphas=alphas, target=target, batch_size=5, **PATH_KW[path])
     ref = rk.attribute(model, images, path, n=7, alphas=alphas, target=target, batch_size=5, **PATH_KW[path])
@@ -102,7 +66,7 @@ def test_path_and_idgi_equals_the_separate_methods(images, path, alphas):
 
 def test_one_gradient_pass_serves_both_maps(images):
     """n path points per image plus one forward pass at x, instead of 2n for IG and IDGI computed apart."""
-    model = Counting(SmallNet().eval())
+    model = Counting(ConvNet(seed=0).eval())
     ID.path_and_idgi(model, images, "ig", n=6, target=[0, 1], batch_size=4)
     assert sum(model.calls) == 2 * 6 + 2
     assert max(model.calls) <= 4
@@ -110,7 +74,7 @@ def test_one_gradient_pass_serves_both_maps(images):
 
 def test_nested_linear_schedules_share_their_points(images):
     """i/2, i/4, i/8 are nested: the sweep costs 8 points per image, and each n matches its own run."""
-    model = Counting(SmallNet(seed=2).eval())
+    model = Counting(ConvNet(seed=2).eval())
     scheds = [rk.rule_nodes("left", n)[0] for n in (2, 4, 8)] + [torch.tensor([0.0, 0.3, 0.6], dtype=torch.float64)]
     res = ID.path_and_idgi_schedules(model, images, "ig", scheds, target=[1, 2], batch_size=6)
     # Union of the points: 0, 1/8, …, 7/8 plus 0.3 and 0.6 → 10 points for 2 images, + f(x).
@@ -124,7 +88,7 @@ def test_nested_linear_schedules_share_their_points(images):
 
 
 def test_more_images_than_one_batch(images):
-    model = SmallNet(seed=3).eval()
+    model = ConvNet(seed=3).eval()
     x = torch.cat([images, images.flip(-1), images.flip(-2)])
     plain, idgi = ID.path_and_idgi(model, x, "blurig", n=4, batch_size=4, max_sigma=2.0)
     ref = rk.attribute(model, x, "blurig", n=4, batch_size=64, max_sigma=2.0)
@@ -133,7 +97,7 @@ def test_more_images_than_one_batch(images):
 
 
 def test_method_maps_order_schedules_and_errors(images):
-    model = SmallNet().eval()
+    model = ConvNet(seed=0).eval()
     maps = EV.method_maps(model, images, ["guidedig+idgi", "ig", "ig+idgi"], n=4, batch_size=8,
                           path_kwargs=EV.STUDY_PATH_KWARGS)
     assert list(maps) == ["guidedig+idgi", "ig", "ig+idgi"]
@@ -166,7 +130,7 @@ def region_setup():
     g = _gen(3)
     region = torch.zeros(H, W, dtype=torch.bool)
     region[40:80, 50:110] = True
-    model = RegionModel(region).eval()
+    model = RegionModel(region, 12.0, -4.0, mean=True).eval()
     x = 0.3 * torch.rand(2, 3, H, W, generator=g)
     x[:, 0][:, region] = 0.8 + 0.2 * torch.rand(2, int(region.sum()), generator=g)
     perfect = region.float().expand(2, 1, H, W) + 0.01 * torch.rand(2, 1, H, W, generator=g)
@@ -262,7 +226,7 @@ def test_metric_table_errors(region_setup, images):
 
 
 def test_completeness_from_attributions(images):
-    model = SmallNet().eval()
+    model = ConvNet(seed=0).eval()
     maps = EV.method_maps(model, images, ["ig", "ig+idgi"], n=4)
     tab = EV.metric_table(model, images, maps, ["completeness", "deletion"], steps=4)
     err = M.completeness_error(maps["ig"].attr, maps["ig"].f_input, maps["ig"].f_baseline)
@@ -272,7 +236,7 @@ def test_completeness_from_attributions(images):
 
 # ------------------------------------------------------------------------------ sweeps and tables
 def test_step_sweep_linear_and_schedules(images):
-    model = SmallNet(seed=5).eval()
+    model = ConvNet(seed=5).eval()
     methods = ["ig", "ig+idgi", "blurig"]
     kw = {"blurig": {"max_sigma": 2.0}}
     sweep = EV.step_sweep(model, images, methods, [2, 4], metrics=["insertion_prob", "completeness"], steps=4,

@@ -16,60 +16,13 @@ from riemannkit import integrate as I  # noqa: E402
 from riemannkit import paths as P  # noqa: E402
 from riemannkit.idgi import idgi_attribute, idgi_combine  # noqa: E402
 
+from conftest import ConvNet, Counting, LinearLogits, Ridge
+
 SHAPE = (3, 8, 8)
 
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-class SmallNet(nn.Module):
-    """conv → tanh → pool → linear, 3 classes: non-linear, so IG's and IDGI's maps differ."""
-
-    def __init__(self, seed: int = 0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 4 * 4, 3)
-
-    def forward(self, x):
-        return self.fc(nn.functional.avg_pool2d(torch.tanh(3 * self.conv(x)), 2).flatten(1))
-
-
-class LinearLogits(nn.Module):
-    """logits = W flatten(x) + c: a constant gradient w_t."""
-
-    def __init__(self, seed: int = 1):
-        super().__init__()
-        g = _gen(seed)
-        self.w = nn.Parameter(torch.randn(2, math.prod(SHAPE), generator=g), requires_grad=False)
-        self.c = nn.Parameter(torch.randn(2, generator=g), requires_grad=False)
-
-    def forward(self, x):
-        return x.flatten(1) @ self.w.T + self.c
-
-
-class Ridge(nn.Module):
-    """logit_0 = relu(v·x − c), logit_1 = 0: zero gradient until the path crosses v·x = c."""
-
-    def __init__(self, v: torch.Tensor, c: float):
-        super().__init__()
-        self.v = nn.Parameter(v.flatten().clone(), requires_grad=False)
-        self.c = c
-
-    def forward(self, x):
-        z = torch.relu(x.flatten(1) @ self.v - self.c)
-        return torch.stack([z, torch.zeros_like(z)], 1)
-
-
-class Counting(nn.Module):
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner, self.calls = inner, []
-
-    def forward(self, x):
-        self.calls.append(x.shape[0])
-        return self.inner(x)
 
 
 @pytest.fixture
@@ -104,7 +57,7 @@ def _f(model, x, target, output="prob"):
     ],
 )
 def test_completeness_by_construction(images, path, kwargs, alphas):
-    model = SmallNet().eval()
+    model = ConvNet(seed=0).eval()
     res = idgi_attribute(model, images, path, n=8, alphas=alphas, batch_size=5, **kwargs)
     delta = res.f_input.double() - res.f_baseline.double()
     assert delta.abs().min() > 1e-3  # a non-trivial Δf, so the check means something
@@ -143,7 +96,7 @@ def test_blurig_linear_closed_form():
 @pytest.mark.parametrize("path", ["ig", "guidedig"])
 def test_matches_reference_sum_on_the_same_points(images, path):
     """IDGI equals the reference loop run on f and ∇f at the path points computed independently."""
-    model = SmallNet(seed=4).eval()
+    model = ConvNet(seed=4).eval()
     target = torch.tensor([0, 2])
     nodes = torch.tensor([0.0, 0.1, 0.3, 0.35, 0.8], dtype=torch.float64)
     res = idgi_attribute(model, images, path, alphas=nodes, target=target)
@@ -213,14 +166,14 @@ def test_flat_model_gives_zero_map_without_warning():
 
 
 def test_batching_one_forward_per_chunk(images):
-    model = Counting(SmallNet().eval())
+    model = Counting(ConvNet(seed=0).eval())
     idgi_attribute(model, images, "ig", n=8, target=0, batch_size=4)
     # f(x) once (B = 2), then 8 alphas × 2 images in chunks of ≤ 4 points, f and ∇f from the same pass.
     assert model.calls == [2, 4, 4, 4, 4]
 
 
 def test_bad_inputs(images):
-    model = SmallNet().eval()
+    model = ConvNet(seed=0).eval()
     with pytest.raises(ValueError, match="unknown path='straight'; accepted values: ig, blurig, guidedig"):
         idgi_attribute(model, images, "straight")
     with pytest.raises(ValueError, match="unknown output='logprob'; accepted values: prob, logit"):

@@ -14,7 +14,7 @@ from riemannkit import paths as P
 from riemannkit.idgi import path_and_idgi
 from riemannkit.schedule import estimate_gprime
 
-from conftest import LinearDecoder as _LinearDecoder
+from conftest import LinearDecoder as _LinearDecoder, MLPDecoder, SmoothNet
 
 SHAPE = (1, 8, 8)
 D = 4
@@ -27,32 +27,6 @@ def _gen(seed):
 
 def LinearDecoder(d=D, shape=SHAPE, seed=0, dtype=torch.float32):
     return _LinearDecoder(d, shape, seed, dtype)
-
-
-class MLPDecoder(nn.Module):
-    """A small smooth non-linear decoder (tanh MLP, sigmoid output)."""
-
-    def __init__(self, d=D, shape=SHAPE, seed=0, dtype=torch.float32):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.shape = shape
-        self.net = nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, math.prod(shape))).to(dtype)
-
-    def forward(self, z):
-        return torch.sigmoid(2 * self.net(z)).view(-1, *self.shape)
-
-
-class SmoothNet(nn.Module):
-    """A smooth non-linear classifier on 1×8×8 images: 3 logits."""
-
-    def __init__(self, seed=5):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 16, 3)
-
-    def forward(self, x):
-        return self.fc(nn.functional.avg_pool2d(torch.tanh(2 * self.conv(x)), 2).flatten(1))
 
 
 def _images(b=3, seed=10, dtype=torch.float32):

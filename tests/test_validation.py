@@ -22,27 +22,13 @@ from riemannkit.schedule import estimate_gprime
 
 from conftest import SHAPE, ConvNet, LinearModel
 
+from conftest import BNDropNet
+
 
 def _x(b: int = 3, seed: int = 0) -> torch.Tensor:
     return torch.rand(b, *SHAPE, generator=torch.Generator().manual_seed(seed))
 
 
-class BNDropNet(nn.Module):
-    """A classifier with BatchNorm and Dropout, the two layers whose training mode changes a map."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.drop = nn.Dropout(0.5)
-        self.fc = nn.Linear(4 * 8 * 8, 3)
-
-    def forward(self, x):
-        return self.fc(self.drop(torch.tanh(self.bn(self.conv(x)))).flatten(1))
-
-
-# ----------------------------------------------------------------------------------------- models in training mode
 def test_training_mode_model_is_evaluated_in_eval_mode_and_restored():
     model = BNDropNet().train()
     model.drop.eval()  # a mixed state must come back as it was
