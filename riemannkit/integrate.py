@@ -421,8 +421,8 @@ class Pass(NamedTuple):
     stop: int
     rows: slice  # the nodes whose points this pass holds (all of them, or part of the first and last)
     f: torch.Tensor  # (stop − start,) f at the points
-    g: torch.Tensor  # (stop − start, C, H, W) ∇f at the points
-    integrand: torch.Tensor  # (stop − start, C, H, W) ∇f ⊙ γ'(α)
+    g: torch.Tensor | None  # (stop − start, C, H, W) ∇f at the points (None with grad=False)
+    integrand: torch.Tensor | None  # (stop − start, C, H, W) ∇f ⊙ γ'(α) (None with grad=False)
 
 
 def passes(
@@ -439,6 +439,7 @@ def passes(
     pad: bool = False,
     check: bool = False,
     path_kwargs: dict | None = None,
+    grad: bool = True,
 ) -> Iterator[Pass]:
     """The engine: the one loop over the images × nodes points of a closed-form path, ``batch_size`` points
     per forward/backward pass (every pass full but the last), used by every method.
@@ -446,7 +447,8 @@ def passes(
     ``whole_rows`` makes each pass hold whole rows of nodes (max(1, batch_size // B) of them) for consumers
     that difference or combine neighbouring nodes (Algorithm 1, IDGI); ``pad`` fills a short last pass with
     copies of its first point (torch.compile would otherwise compile a second graph); ``check`` checks each
-    pass's gradients for NaN/Inf (a host sync: a consumer that sums can check once at the end instead)."""
+    pass's gradients for NaN/Inf (a host sync: a consumer that sums can check once at the end instead);
+    ``grad=False`` takes f only, one forward pass without autograd (``g`` and ``integrand`` are None)."""
     fn = P.path_function(path, **(path_kwargs or {}))
     b, shape = x.shape[0], x.shape[1:]
     a_dev = nodes.to(device=x.device, dtype=x.dtype)
@@ -462,6 +464,11 @@ def passes(
         if pad and m < per:
             pts = torch.cat([pts, pts[:1].expand(per - m, *shape)])
             tgt = torch.cat([tgt, tgt[:1].expand(per - m)])
+        if not grad:
+            with torch.no_grad():
+                f = target_output(model, pts, tgt, output)[:m]
+            yield Pass(s, e, slice(a0, a1), f, None, None)
+            continue
         f, g = values_and_gradients(model, pts, tgt, output, amp_dtype, channels_last, check=check)
         f, g = f[:m], g[:m]
         if full:  # γ'(α) broadcasts over the rows as it is (no copy)
@@ -623,13 +630,6 @@ def response_along_path(
     """f(γ(α)) of shape (A, B) at each α of a closed-form path ('ig', 'blurig'), for each image's target."""
     x, target = prepare(model, x, target, batch_size)
     a = torch.as_tensor(alphas, dtype=torch.float64)
-    fn = P.path_function(path, **path_kwargs)
-    per = max(1, batch_size // x.shape[0])
-    out = []
-    # Values only: a forward pass per chunk of whole rows of α (passes() would also take every gradient).
-    with torch.no_grad():
-        for chunk in a.split(per):
-            pts = fn(x, chunk)[0]
-            f = target_output(model, pts.reshape(-1, *x.shape[1:]), target.repeat(len(chunk)), output)
-            out.append(f.view(len(chunk), x.shape[0]))
-    return torch.cat(out)
+    f = torch.cat([p.f for p in passes(model, x, a, target, path, output, int(batch_size), whole_rows=True,
+                                       path_kwargs=path_kwargs, grad=False)])
+    return f.view(len(a), x.shape[0])

@@ -226,3 +226,13 @@ def test_engine_and_keywords_together_or_a_bad_engine_are_refused():
         rk.idgi_attribute(model, x, n=4, engine=rk.Engine(amp_dtype="fp8"))
     with pytest.raises(ValueError, match="batch_size"):
         D.path_and_idgi(model, x, n=4, engine=rk.Engine(batch_size=0))
+
+
+def test_values_only_passes_give_the_same_f_as_gradient_passes():
+    model, x = ConvNet(), _images(3)
+    nodes = torch.linspace(0, 1, 7, dtype=torch.float64)
+    target = torch.tensor([0, 1, 2])
+    with_g = torch.cat([p.f for p in I.passes(model, x, nodes, target, "blurig", batch_size=5, path_kwargs={"max_sigma": 3.0})])
+    only_f = list(I.passes(model, x, nodes, target, "blurig", batch_size=5, path_kwargs={"max_sigma": 3.0}, grad=False))
+    assert all(p.g is None and p.integrand is None for p in only_f)
+    torch.testing.assert_close(torch.cat([p.f for p in only_f]), with_g, rtol=1e-6, atol=1e-7)
