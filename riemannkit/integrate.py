@@ -630,6 +630,7 @@ def response_along_path(
     """f(γ(α)) of shape (A, B) at each α of a closed-form path ('ig', 'blurig'), for each image's target."""
     x, target = prepare(model, x, target, batch_size)
     a = torch.as_tensor(alphas, dtype=torch.float64)
-    f = torch.cat([p.f for p in passes(model, x, a, target, path, output, int(batch_size), whole_rows=True,
+    batch_size = resolve_batch_size(batch_size, model, x, target, output, len(a) * x.shape[0])
+    f = torch.cat([p.f for p in passes(model, x, a, target, path, output, batch_size, whole_rows=True,
                                        path_kwargs=path_kwargs, grad=False)])
     return f.view(len(a), x.shape[0])
