@@ -23,6 +23,7 @@ git tree unless --allow-dirty, which records the sha256 of `git diff HEAD`.
 
     python benchmarks/reference_riemannopt.py --model efficientnet_lite0 --images pool --device auto
     python benchmarks/reference_riemannopt.py --dry-run --out-dir /tmp/ref   # 2 photos, n = 4, 8, k = 8
+    python benchmarks/reference_riemannopt.py --model efficientnet_lite1 --points-only   # Figure 2 only
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ PATHS = ("ig", "blurig", "guidedig")
 MODELS = tuple(MO.LITE_MODELS)
 ROWS = ("linear_left", "linear_right", "riemannopt", "riemannopt_paper_left", "gausslegendre", "density")
 CLOSED_FORM_ONLY = ("linear_right", "gausslegendre")  # Guided IG takes only left sums
+POINT_ROWS = ("riemannopt", "riemannopt_paper_left", "density")  # the rows that place their own points
 DRY_RUN = {"eval": ["chelsea", "coffee"], "calib": ["astronaut", "rocket"], "steps": [4, 8], "k": 8, "window": 5}
 SCHEMA = 1
 
@@ -218,9 +220,16 @@ def run_unit(net, size: int, path: str, args, x_eval, names, x_cal, calib, setti
         t_cal = time.time() - t0
     cal = {"grid": grid, "gprime": curves.mean(0), "released_grid": rgrid, "released_profile": profile}
     rows = [r for r in ROWS if not (path in P.ADAPTIVE_PATHS and r in CLOSED_FORM_ONLY)]
+    if settings.get("points_only"):
+        # Figure 2 for a model: the calibration and the points each recipe places, no evaluated image.
+        points = {r: {str(n): row_args(r, path, n, cal)[1].tolist() for n in settings["steps"]} for r in POINT_ROWS}
+        part["steps_done"] = list(settings["steps"])
+        return unit_record(args, path, kw, settings, [], [], calib, None, grid, curves, cal, rgrid, profile,
+                           c_wall=round(t_cal, 2), points=points, results={},
+                           parts=[{**part, "wall_s": round(time.time() - t0, 1)}], complete=True)
     x_eval, target = I._prepare(net, x_eval, None, args.batch_size)
     results: dict = resume["results"] if resume is not None else {r: {} for r in rows}
-    points: dict = resume["points"] if resume is not None else {r: {} for r in rows if r in ("riemannopt", "riemannopt_paper_left", "density")}
+    points: dict = resume["points"] if resume is not None else {r: {} for r in rows if r in POINT_ROWS}
     done = [n for n in settings["steps"] if all(str(n) in results[r] for r in rows)]
     parts = list(resume["provenance"]["parts"]) if resume is not None else []
     bar = tqdm(total=len(rows) * len(settings["steps"]), initial=len(rows) * len(done), desc=f"{args.model} {path}")
@@ -277,7 +286,7 @@ def unit_record(args, path, kw, settings, rows, names, calib, target, grid, curv
         "baseline": "black (zeros in [0, 1] pixel space); BlurIG starts at the σ = max_sigma blur",
         "metric": "relative completeness error |Σ attr − Δf| / |Δf| per image, Δf = f(x) − f(γ(0)); 'pooled' = Σ|Σ attr − Δf| / Σ|Δf|",
         "recipes": {r: S.RECIPES[r]._asdict() for r in rows},
-        "images": {"evaluated": names, "calibration": calib, "targets": target.tolist()},
+        "images": {"evaluated": names, "calibration": calib, "targets": [] if target is None else target.tolist()},
         "calibration": {
             "grid": np.asarray(grid).tolist(),
             "per_image_gprime": np.asarray(curves).tolist(),
@@ -294,8 +303,8 @@ def unit_record(args, path, kw, settings, rows, names, calib, target, grid, curv
     }
 
 
-def unit_file(out_dir: Path, model: str, path: str) -> Path:
-    return out_dir / f"riemannopt_table1_{model}_{path}.json"
+def unit_file(out_dir: Path, model: str, path: str, points_only: bool = False) -> Path:
+    return out_dir / f"riemannopt_{'points' if points_only else 'table1'}_{model}_{path}.json"
 
 
 def stored_unit(file: Path, state: dict, settings: dict) -> dict | None:
@@ -332,6 +341,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
     ap.add_argument("--batch-size", type=int, default=64, help="points (images x alphas) per forward/backward")
     ap.add_argument("--out-dir", default=str(ROOT / "results" / "reference"))
     ap.add_argument("--allow-dirty", action="store_true", help="store from a dirty tree, recording the sha256 of git diff HEAD")
+    ap.add_argument("--points-only", action="store_true",
+                    help="only the calibration and each recipe's points for every n (Figure 2 of a model): "
+                         "no evaluated image, stored as riemannopt_points_<model>_<path>.json")
     ap.add_argument("--dry-run", action="store_true",
                     help=f"tiny sizes: shipped {DRY_RUN['eval']} evaluated, {DRY_RUN['calib']} calibration, "
                          f"n in {DRY_RUN['steps']}, k = {DRY_RUN['k']}, window {DRY_RUN['window']}")
@@ -353,11 +365,13 @@ def main(argv: list[str] | None = None) -> list[Path]:
         "calibration_source": calib_src, "evaluated": names, "calibration": calib, "input_size": size,
         "gig_fraction": args.gig_fraction, "gig_max_dist": args.gig_max_dist, "dry_run": bool(args.dry_run),
     }
+    if args.points_only:
+        settings["points_only"], settings["evaluated"], names = True, [], []
     out_dir = Path(args.out_dir)
-    x_eval, x_cal = load(src, names, size), load(calib_src, calib, size)
+    x_eval, x_cal = (load(src, names, size) if names else None), load(calib_src, calib, size)
     written = []
     for path in args.paths:
-        file = unit_file(out_dir, args.model, path)
+        file = unit_file(out_dir, args.model, path, args.points_only)
         prev = stored_unit(file, state, settings)
         if prev is not None and prev.get("complete", True):
             print(f"skip {file} (stored with the same code and settings)")
@@ -375,6 +389,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
         rec = run_unit(net, size, path, args, x_eval, names, x_cal, calib, settings, state, command, dev, resume=prev, save=save)
         save(rec)
         written.append(file)
+        if args.points_only:
+            print(f"wrote {file} ({rec['provenance']['wall_s']} s): points for n in {args.steps}", flush=True)
+            continue
         summary = "  ".join(f"{r}: " + " ".join(f"{rec['results'][r][str(n)]['mean']:.3f}" for n in args.steps) for r in rec["results"])
         print(f"wrote {file} ({rec['provenance']['wall_s']} s)  mean rel. error per n {args.steps}: {summary}", flush=True)
     return written

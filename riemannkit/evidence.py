@@ -38,6 +38,58 @@ def load_units(pattern: str = "riemannopt_table1_*.json", folder: str | Path | N
     return sorted(units, key=lambda u: (u.get("model", ""), order.index(u["path"]) if u.get("path") in order else len(order)))
 
 
+def paper_rise(paper: dict) -> dict[str, float]:
+    """The α where the paper's Figure 2 says the image becomes perceptible, per path (its Section 5 text facts)."""
+    rise = {}
+    for fact in paper.get("text_facts", []):
+        v = fact.get("values", {})
+        if "rise_alpha" in v:
+            for path in v.get("paths", [v.get("path")]):
+                rise[path] = float(v["rise_alpha"])
+    return rise
+
+
+def figure2_units(folder: str | Path | None = None) -> list[dict]:
+    """One stored unit per (model, path) holding calibration curves and fitted points: the Table 1 unit where one is
+    stored, else the points-only unit (``reference_riemannopt.py --points-only``)."""
+    by = {(u["model"], u["path"]): u for u in load_units("riemannopt_table1_*.json", folder)}
+    for u in load_units("riemannopt_points_*.json", folder):
+        by.setdefault((u["model"], u["path"]), u)
+    order = list(PATH_LABELS)
+    return sorted(by.values(), key=lambda u: (u["model"], order.index(u["path"]) if u["path"] in order else len(order)))
+
+
+def figure2_rows(units: list[dict], rise: dict[str, float], n: int = 16) -> list[dict]:
+    """Per unit: the paper's rise α, the peak α of our released |g'| profile, and where the n points of both RiemannOpt
+    recipes sit (the median point; the left bound's first gap, which its degeneracy stretches)."""
+    rows = []
+    for u in units:
+        cal, pts = u["calibration"], u.get("points", {})
+        released = np.asarray(pts.get("riemannopt", {}).get(str(n), []), dtype=float)
+        left = np.asarray(pts.get("riemannopt_paper_left", {}).get(str(n), []), dtype=float)
+        rows.append({
+            "model": u["model"], "path": u["path"], "file": u.get("file"), "n": n, "paper_rise": rise.get(u["path"]),
+            "profile_peak": float(np.asarray(cal["released_grid"])[int(np.argmax(cal["released_profile"]))]),
+            "mean_gprime_peak": float(np.asarray(cal["grid"])[int(np.argmax(cal["mean_gprime"]))]),
+            "released_median": float(np.median(released[1:])) if released.size > 1 else None,
+            "left_first_gap": float(left[1] - left[0]) if left.size > 1 else None,
+            "calibration": list(u.get("images", {}).get("calibration", [])),
+        })
+    return rows
+
+
+def figure2_markdown(rows: list[dict]) -> str:
+    """Markdown table of figure2_rows."""
+    f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = ["| model | path | paper's rise α | peak of mean \|g′\| | peak of released profile | median of RiemannOpt's "
+             "points (right ends) | first gap of the left-bound fit | calibration photos |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {PATH_LABELS.get(r['path'], r['path'])} | {f(r['paper_rise'])} | {f(r['mean_gprime_peak'])} | "
+                     f"{f(r['profile_peak'])} | {f(r['released_median'])} | {f(r['left_first_gap'])} | {len(r['calibration'])} |")
+    return "\n".join(lines)
+
+
 def cell(text) -> str:
     """Text safe inside a Markdown table cell (a '|' would end the cell)."""
     return str(text).replace("|", "\\|").replace("\n", " ")

@@ -80,3 +80,33 @@ def test_a_partial_run_cannot_make_an_every_n_claim_hold():
     assert judged["verdict"] == "inconclusive" and "partial run" in judged["ours"]
     unit["results"] = {k: {"16": v["16"]} for k, v in _unit("ig", -0.05)["results"].items()}
     assert EV.judge_claims(claims, [unit], paper)[0]["verdict"] == "does not hold"  # failing at one n already decides
+
+
+def _calibrated(model: str, path: str, peak: float) -> dict:
+    grid = np.linspace(0, 1, 129)[:-1]
+    g = np.exp(-((grid - peak) / 0.05) ** 2)
+    return {"model": model, "path": path, "results": {}, "images": {"calibration": ["a", "b"]},
+            "calibration": {"grid": grid.tolist(), "mean_gprime": g.tolist(), "released_grid": grid.tolist(),
+                            "released_profile": g.tolist()},
+            "points": {"riemannopt": {"16": np.linspace(0, 1, 17).tolist()},
+                       "riemannopt_paper_left": {"16": [0.0, 0.8] + np.linspace(0.81, 0.99, 14).tolist()}}}
+
+
+def test_figure2_prefers_table1_units_and_reads_the_papers_rise(tmp_path):
+    paper = EV.load_paper("riemannopt_table1")
+    rise = EV.paper_rise(paper)
+    assert set(rise) == {"ig", "blurig", "guidedig"} and rise["blurig"] > rise["ig"] == rise["guidedig"]
+    table1 = _calibrated("m0", "ig", 0.1) | {"settings": {}}
+    points_only = _calibrated("m0", "ig", 0.9) | {"settings": {"points_only": True}}
+    other = _calibrated("m1", "blurig", 0.8) | {"settings": {"points_only": True}}
+    (tmp_path / "riemannopt_table1_m0_ig.json").write_text(json.dumps(table1))
+    (tmp_path / "riemannopt_points_m0_ig.json").write_text(json.dumps(points_only))
+    (tmp_path / "riemannopt_points_m1_blurig.json").write_text(json.dumps(other))
+    units = EV.figure2_units(tmp_path)
+    assert [(u["model"], u["path"], u["file"]) for u in units] == [
+        ("m0", "ig", "riemannopt_table1_m0_ig.json"), ("m1", "blurig", "riemannopt_points_m1_blurig.json")]
+    rows = EV.figure2_rows(units, rise)
+    assert abs(rows[0]["profile_peak"] - 0.1) < 1 / 128 and abs(rows[1]["mean_gprime_peak"] - 0.8) < 1 / 128
+    assert abs(rows[0]["released_median"] - 17 / 32) < 1e-12 and abs(rows[0]["left_first_gap"] - 0.8) < 1e-12
+    md = EV.figure2_markdown(rows)
+    assert md.count("\n") == 3 and "| m1 | BlurIG | 0.800 |" in md

