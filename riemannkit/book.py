@@ -57,33 +57,58 @@ def results_path(name: str | Path) -> Path:
     return p
 
 
-def provenance(command: str | None = None, device: torch.device | str | None = None) -> dict:
-    """Where a number came from: command, git commit, device, versions, date."""
+def _git(*args: str) -> bytes | None:
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-            cwd=Path(__file__).parent, timeout=10,
-        ).stdout.strip() or None
+        out = subprocess.run(["git", *args], capture_output=True, cwd=Path(__file__).parent, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        commit = None
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _version(module: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def provenance(command: str | None = None, device: torch.device | str | None = None) -> dict:
+    """Where a number came from: command, git commit (and whether the tree was dirty), device, versions, date."""
+    commit = (_git("rev-parse", "--short", "HEAD") or b"").decode().strip() or None
+    status = _git("status", "--porcelain")
+    dirty = None if status is None else bool(status.strip())
     dev = torch.device(device) if device is not None else torch.device("cpu")
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:
         name = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    return {
+    prov = {
         "command": command or " ".join(sys.argv),
         "git_commit": commit,
+        "dirty": dirty,
         "device": name,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda if dev.type == "cuda" else None,
+        # the versions that shape stored numbers: pillow's codecs drive the JPEG study and PIC
+        **{m: _version(d) for m, d in (("numpy", "numpy"), ("scipy", "scipy"), ("pillow", "pillow"), ("captum", "captum"))},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_unix": round(time.time(), 1),  # save_json turns it into the record's wall_s
     }
+    if dirty:
+        # The commit alone does not hold this code: record what the uncommitted changes were.
+        import hashlib
+
+        prov["git_diff_sha256"] = hashlib.sha256(_git("diff", "HEAD") or b"").hexdigest()
+        prov["note"] = "run from a dirty tree: the code is git_commit plus the uncommitted diff whose sha256 is git_diff_sha256"
+    return prov
 
 
 def save_json(file: str | Path, record: dict, overwrite: bool = False) -> Path:
-    """Write ``record`` as indented JSON (numpy values converted), creating folders; never replaces a file unless ``overwrite``."""
+    """Write ``record`` as indented JSON (numpy values converted), creating folders; never replaces a file unless ``overwrite``.
+    A record whose provenance came from :func:`provenance` gets its ``wall_s`` (seconds since then) if it has none."""
     def convert(o):
         if isinstance(o, (np.floating, np.integer)):
             return o.item()
@@ -93,6 +118,9 @@ def save_json(file: str | Path, record: dict, overwrite: bool = False) -> Path:
 
     p = Path(file)
     refuse_overwrite(p, overwrite)
+    prov = record.get("provenance") if isinstance(record, dict) else None
+    if isinstance(prov, dict) and "started_unix" in prov and "wall_s" not in record:
+        record = {**record, "wall_s": round(time.time() - prov["started_unix"], 1)}
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(record, indent=1, default=convert))
     return p

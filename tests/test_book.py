@@ -1,4 +1,7 @@
 """The chapters' set-up (riemannkit.book.setup): parameters checked against their declared types before any heavy work."""
+import json
+
+import numpy as np
 import pytest
 import torch
 
@@ -66,3 +69,19 @@ def test_setup_applies_the_full_profile_and_checks_its_values():
     assert ch.full_settings and ns["steps"] == [16, 32, 64, 128] and ch.params["steps"] == [16, 32, 64, 128]
     with pytest.raises(ValueError, match="profile"):
         book.setup("riemannopt", {**namespace(profile="fast"), "__annotations__": {"profile": str}})
+
+
+def test_provenance_names_versions_and_dirty_state_and_save_json_adds_wall_time(tmp_path):
+    prov = book.provenance(command="x", device="cpu")
+    for key in ("git_commit", "dirty", "device", "torch", "numpy", "scipy", "pillow", "date", "started_unix"):
+        assert key in prov, key
+    assert prov["numpy"] == np.__version__
+    assert (prov["dirty"] is True) == ("git_diff_sha256" in prov)  # a dirty tree's code is named by its diff's hash
+    prov["started_unix"] -= 5.0
+    out = book.save_json(tmp_path / "r.json", {"provenance": prov, "values": np.arange(2)})
+    rec = json.loads(out.read_text())
+    assert 5.0 <= rec["wall_s"] < 600 and rec["values"] == [0, 1]
+    kept = book.save_json(tmp_path / "s.json", {"provenance": prov, "wall_s": 1.5})  # a record's own wall time stays
+    assert json.loads(kept.read_text())["wall_s"] == 1.5
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        book.save_json(out, {"provenance": prov})
