@@ -227,6 +227,23 @@ def cross_n_claim(units: list[dict], path: str, n_opt: int, n_base: int, paper: 
     return None
 
 
+def claim_records(claims: list[dict], folder: str | Path | None = None) -> dict[str, dict]:
+    """The stored chapter runs (``results/<file>``) that claims judged from a chapter run name in their args."""
+    folder = Path(folder) if folder is not None else ROOT / "results"
+    files = {c["args"]["file"] for c in claims if isinstance(c.get("args"), dict) and "file" in c["args"]}
+    return {f: json.loads((folder / f).read_text()) | {"file": f} for f in sorted(files) if (folder / f).is_file()}
+
+
+def manifold_attack_claims(record: dict, seed: int = 0) -> list[dict]:
+    """Manifold IG's robustness claim on a stored manifold_ig run: under the attack aimed at IG, MIG's map stays closer to
+    its clean map than IG's does (paired over the attacked images), by Pearson correlation and by top-10 % overlap."""
+    move = record["attack"]["move"]
+    return [claim(f"MIG's map moves less than IG's under the targeted attack ({label}, clean vs attacked map)",
+                  move["MIG"][key], move["IG"][key], "higher", seed=seed, model="Fashion-MNIST CNN (Softplus)",
+                  measure=key)
+            for key, label in (("pearson", "Pearson correlation"), ("topk", "top-10 % overlap"))]
+
+
 def combined_verdict(verdicts: list[str]) -> str:
     """A claim made for every cell ("at every n"): holds if every cell holds, does not hold if any does not, else inconclusive."""
     if not verdicts:
@@ -236,8 +253,10 @@ def combined_verdict(verdicts: list[str]) -> str:
     return "holds" if all(v == "holds" for v in verdicts) else "inconclusive"
 
 
-def judge_claims(claims: list[dict], units: list[dict], paper: dict) -> list[dict]:
-    """Our verdict for each claim of results/paper/claims.json that a stored unit can judge; 'not judged' otherwise."""
+def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: dict[str, dict] | None = None) -> list[dict]:
+    """Our verdict for each claim of results/paper/claims.json that a stored unit (Table 1) or a stored chapter run
+    (``records``: file name under results/ → its JSON) can judge; 'not judged' otherwise."""
+    records = records or {}
     table = [c for c in table1_claims(units, paper) if c["recipe"] == "riemannopt"]
     out = []
     for c in claims:
@@ -260,6 +279,13 @@ def judge_claims(claims: list[dict], units: list[dict], paper: dict) -> list[dic
             if t is not None:
                 row["verdict"], row["images"], row["model"] = t["verdict"], t["n_images"], t["model"]
                 row["ours"] = f"{t['ours_diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}]"
+        elif c.get("judge") == "manifold_attack" and c["args"]["file"] in records:
+            rec = records[c["args"]["file"]]
+            ts = manifold_attack_claims(rec)
+            row["verdict"] = combined_verdict([t["verdict"] for t in ts])
+            row["ours"] = "; ".join(f"MIG − IG, {t['measure']}: {t['ours_diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] "
+                                    f"({t['verdict']})" for t in ts) + f" (results/{c['args']['file']})"
+            row["images"], row["model"] = ts[0]["n_images"], ts[0]["model"]
         out.append(row)
     return out
 

@@ -110,3 +110,26 @@ def test_figure2_prefers_table1_units_and_reads_the_papers_rise(tmp_path):
     assert abs(rows[0]["released_median"] - 17 / 32) < 1e-12 and abs(rows[0]["left_first_gap"] - 0.8) < 1e-12
     md = EV.figure2_markdown(rows)
     assert md.count("\n") == 3 and "| m1 | BlurIG | 0.800 |" in md
+
+
+def test_manifold_attack_claim_is_judged_from_a_stored_chapter_run(tmp_path):
+    rng = np.random.default_rng(1)
+    ig = rng.uniform(0.2, 0.5, 24)
+
+    def record(gap):
+        noise = rng.normal(0, 0.01, 24)
+        mig = ig + gap + noise - noise.mean()  # the mean paired difference is exactly gap
+        return {"attack": {"move": {"IG": {"pearson": ig.tolist(), "topk": ig.tolist()},
+                                    "MIG": {"pearson": mig.tolist(), "topk": mig.tolist()}}},
+                "provenance": {"git_commit": "abc"}}
+
+    claims = [{"id": "M1", "judge": "manifold_attack", "args": {"file": "m.json"}, "paper": "Manifold IG",
+               "claim": "robust", "evidence": "e", "chapter": "manifold_ig"}]
+    assert EV.claim_records(claims, tmp_path) == {}  # no stored run: the claim stays unjudged
+    assert EV.judge_claims(claims, [], {}, {})[0]["verdict"] == "not judged"
+    for gap, verdict in ((0.2, "holds"), (-0.2, "does not hold"), (0.0, "inconclusive")):
+        (tmp_path / "m.json").write_text(json.dumps(record(gap)))
+        records = EV.claim_records(claims, tmp_path)
+        row = EV.judge_claims(claims, [], {}, records)[0]
+        assert row["images"] == 24 and "results/m.json" in row["ours"]
+        assert row["verdict"] == verdict, (gap, row)
