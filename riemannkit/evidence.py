@@ -90,6 +90,87 @@ def figure2_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# The IDGI study's Tables 1–3 (and 6–17): our metric key → (table, the study's metric name); method key → column.
+STUDY_METRICS = {
+    "insertion_prob": (1, "Insertion Score with Probability"), "insertion_ratio": (1, "Insertion Score with Probability Ratio"),
+    "aic_webp": (2, "AUC AIC (Normalized Entropy)"), "sic_webp": (2, "AUC SIC (Normalized Entropy)"),
+    "aic_msssim": (3, "AUC AIC (MS-SSIM)"), "sic_msssim": (3, "AUC SIC (MS-SSIM)"),
+}
+STUDY_COLUMNS = {"ig": "IG", "ig+idgi": "+IDGI (IG)", "guidedig": "GIG", "guidedig+idgi": "+IDGI (GIG)",
+                 "blurig": "BlurIG", "blurig+idgi": "+IDGI (BlurIG)"}
+
+
+def study_values(paper: dict, metric: str, steps: int = 128) -> dict[str, dict[str, float]]:
+    """{the study's model: {method key: value}} of one of our metric keys in the IDGI study's table at ``steps``
+    (Tables 1–3 at 128 steps; 6–17 at 64…8, IG and BlurIG only)."""
+    if metric not in STUDY_METRICS:
+        raise ValueError(f"metric={metric!r} is not in the study's tables; accepted values: {', '.join(STUDY_METRICS)}")
+    first, name = STUDY_METRICS[metric]
+    for t in paper["tables"]:
+        if t.get("steps") != steps or "metrics" not in t:
+            continue
+        for m in t["metrics"]:
+            if m["metric"] == name and (steps != 128 or t["table"] == first):
+                keys = [next(k for k, c in STUDY_COLUMNS.items() if c == col) for col in t["columns"]]
+                return {model: dict(zip(keys, row)) for model, row in m["rows"].items()}
+    raise ValueError(f"no table of the study holds {name!r} at steps={steps}")
+
+
+def study_beside_markdown(ours: dict[str, dict[str, float]], paper_rows: dict[str, dict[str, float]],
+                          labels: dict[str, str], highlight: str = "Inception V3", fmt: str = "{:.3f}") -> str:
+    """Our values {method: {model: value}} beside the study's (its ``highlight`` model and its range over every model
+    it ran, and on how many of them the method beat or lost to its IDGI twin), one row per method."""
+    models = list(next(iter(ours.values()))) if ours else []
+    lines = ["| method | " + " | ".join(f"ours: {m}" for m in models) + f" | study: {highlight} | study: range over "
+             f"{len(paper_rows)} models |", "|---|" + "---:|" * (len(models) + 2)]
+    for method, per_model in ours.items():
+        study = [r[method] for r in paper_rows.values() if method in r]
+        hl = paper_rows.get(highlight, {}).get(method)
+        lines.append(f"| {labels.get(method, method)} | " + " | ".join(fmt.format(v) for v in per_model.values())
+                     + f" | {'—' if hl is None else fmt.format(hl)} | "
+                     + (f"{fmt.format(min(study))}–{fmt.format(max(study))}" if study else "—") + " |")
+    return "\n".join(lines)
+
+
+def study_idgi_wins(paper_rows: dict[str, dict[str, float]], higher_is_better: bool = True) -> dict[str, str]:
+    """{base method: 'k/N'}: on how many of the study's models its IDGI version scored better."""
+    out = {}
+    for base in ("ig", "guidedig", "blurig"):
+        pairs = [(r[base], r[base + "+idgi"]) for r in paper_rows.values() if base in r and base + "+idgi" in r]
+        if pairs:
+            wins = sum((b > a) if higher_is_better else (b < a) for a, b in pairs)
+            out[base] = f"{wins}/{len(pairs)}"
+    return out
+
+
+_STUDY_ROWS = {"IG": "ig", "IG + IDGI": "ig+idgi", "GIG": "guidedig", "GIG + IDGI": "guidedig+idgi", "BlurIG": "blurig",
+               "BlurIG+IDGI": "blurig+idgi", "BlurIG + IDGI": "blurig+idgi"}
+_TABLE4_COLUMNS = ("insertion_prob", "insertion_ratio", "aic_webp", "sic_webp", "aic_msssim", "sic_msssim")
+
+
+def study_table(paper: dict, number: int) -> dict[str, dict[str, float]]:
+    """The study's Table 4 ({method key: {metric key: value(128) − value(8)}}, InceptionV3) or Table 5
+    ({method key: {'neg_log_mse': value}}, InceptionV3, JPEG quality 75)."""
+    if number not in (4, 5):
+        raise ValueError(f"number={number!r}; accepted values: 4, 5")
+    t = next(t for t in paper["tables"] if t.get("table") == number)
+    cols = _TABLE4_COLUMNS if number == 4 else ("neg_log_mse",)
+    return {_STUDY_ROWS[r]: dict(zip(cols, v)) for r, v in t["rows"].items()}
+
+
+def beside_markdown(ours: dict[str, dict[str, float]], paper: dict[str, dict[str, float]], labels: dict[str, str],
+                    columns: list[str], fmt: str = "{:+.3f}") -> str:
+    """One row per method: 'ours · **paper**' in each column (the paper's cell left out where it has none)."""
+    lines = ["| method | " + " | ".join(f"{c}: ours · **study**" for c in columns) + " |", "|---|" + "---:|" * len(columns)]
+    for method, row in ours.items():
+        cells = []
+        for c in columns:
+            v, pv = row.get(c), paper.get(method, {}).get(c)
+            cells.append(("—" if v is None else fmt.format(v)) + ("" if pv is None else f" · **{fmt.format(pv)}**"))
+        lines.append(f"| {labels.get(method, method)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def cell(text) -> str:
     """Text safe inside a Markdown table cell (a '|' would end the cell)."""
     return str(text).replace("|", "\\|").replace("\n", " ")

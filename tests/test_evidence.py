@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from riemannkit import evidence as EV
 
@@ -133,3 +134,22 @@ def test_manifold_attack_claim_is_judged_from_a_stored_chapter_run(tmp_path):
         row = EV.judge_claims(claims, [], {}, records)[0]
         assert row["images"] == 24 and "results/m.json" in row["ours"]
         assert row["verdict"] == verdict, (gap, row)
+
+
+def test_the_idgi_studys_tables_are_read_by_our_metric_and_method_keys():
+    study = EV.load_paper("idgi_study_tables")
+    t1 = EV.study_values(study, "insertion_prob")
+    assert len(t1) == 10 and t1["Inception V3"]["ig"] == 0.135 and t1["Inception V3"]["blurig+idgi"] == 0.379
+    assert set(EV.study_values(study, "sic_msssim", 8)["Inception V3"]) == {"ig", "ig+idgi", "blurig", "blurig+idgi"}
+    wins = EV.study_idgi_wins(t1)
+    assert set(wins) == {"ig", "guidedig", "blurig"} and all(w.endswith("/10") for w in wins.values())
+    t4, t5 = EV.study_table(study, 4), EV.study_table(study, 5)
+    assert t4["ig+idgi"]["insertion_prob"] == 0.224 and t5["guidedig"]["neg_log_mse"] == 0.845
+    with pytest.raises(ValueError, match="metric='deletion'.*insertion_prob"):
+        EV.study_values(study, "deletion")
+    with pytest.raises(ValueError, match="accepted values: 4, 5"):
+        EV.study_table(study, 1)
+    md = EV.beside_markdown({"ig": {"insertion_prob": 0.5, "deletion": 0.1}}, t4, {"ig": "IG"}, ["insertion_prob", "deletion"])
+    assert "| IG | +0.500 · **+0.024** | +0.100 |" in md
+    md1 = EV.study_beside_markdown({"ig": {"m0": 0.2}, "guidedig": {"m0": 0.3}}, EV.study_values(study, "insertion_prob", 64), {})
+    assert "study: range over 10 models" in md1 and "| guidedig | 0.300 | — | — |" in md1
