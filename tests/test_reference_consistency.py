@@ -1,8 +1,9 @@
 """Today's code reproduces the stored reference run: per-image Σ attr, f(x) and f(x') of two photos of
 results/reference/riemannopt_table1_efficientnet_lite0_ig.json, recomputed from the stored points.
 
-The stored unit was computed at commit 830de3b with 31 photos in passes of 64 points; here two photos go
-through other passes, so the float32 sums agree to ~1e-6 relative, not bit for bit.  A refactoring of
+The stored unit was computed at the commit its provenance names, with all its photos in passes of its own size
+(the command in its provenance); here two photos go through passes of 64 points, so the float32 sums agree to
+~1e-6 relative, not bit for bit.  A refactoring of
 the engine, the paths or the schedule helpers that changed the numbers would fail here."""
 from __future__ import annotations
 
