@@ -120,6 +120,31 @@ def check_captum_trapezoid_scaled(
                         ours.attr * (n_steps - 1) / n_steps, theirs, ours.f_input, ours.f_baseline)
 
 
+@V.evaluates_model
+def check_captum_trapezoid_same_nodes(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, n_steps: int, batch_size: int = 64
+) -> Agreement:
+    """Captum's 'riemann_trapezoid' vs riemannkit's integrand at Captum's own nodes and step sizes: its nodes
+    i/(n − 1) come from a float32 ``torch.linspace``, riemannkit's rules build them in float64, so most path points
+    differ in the last bit; given the same nodes the two must agree to float rounding."""
+    from captum.attr import IntegratedGradients
+
+    alphas, step_sizes = captum_weights("riemann_trapezoid", n_steps)
+    ours = weighted_integral(model, x, target, torch.from_numpy(alphas), torch.from_numpy(step_sizes), batch_size=batch_size)
+    theirs = IntegratedGradients(_softmax_model(model)).attribute(
+        x, target=target, n_steps=n_steps, method="riemann_trapezoid", internal_batch_size=batch_size
+    )
+    return compare_maps("Captum IG", f"riemann_trapezoid vs riemannkit at Captum's float32 nodes and step sizes, n={n_steps}",
+                        ours, theirs, _f(model, x, target), _f(model, torch.zeros_like(x), target))
+
+
+def node_rounding(n_steps: int) -> tuple[int, float]:
+    """How many of the n nodes i/(n − 1) differ between float32 linspace (Captum) and float64, and the largest gap."""
+    a32 = torch.linspace(0, 1, n_steps).double().numpy()
+    a64 = np.arange(n_steps) / (n_steps - 1)
+    return int(np.sum(a32 != a64)), float(np.max(np.abs(a32 - a64)))
+
+
 def captum_weights(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Captum's (alphas, step sizes) of ``method`` with ``n_steps`` (its own builders, as it uses them)."""
     from captum.attr._utils.approximation_methods import approximation_parameters

@@ -60,6 +60,16 @@ def test_captum_trapezoid_weights_sum_to_one_minus_one_over_n(setup):
     assert w.sum() == pytest.approx(1 - 1 / 8)
 
 
+def test_captum_trapezoid_at_its_own_float32_nodes_agrees_to_rounding(setup):
+    pytest.importorskip("captum.attr")
+    net, x, t = setup
+    r = C.check_captum_trapezoid_same_nodes(net, x, t, 16)
+    assert r.rel_l2.max() < 1e-6, r.rel_l2
+    moved, gap = C.node_rounding(16)
+    assert 0 < moved <= 16 and 0 < gap < 1e-7  # float32 linspace vs float64: last-bit differences only
+    assert C.node_rounding(2) == (0, 0.0)  # 0 and 1 are exact in both
+
+
 def test_rule_errors_settle_by_closed_form():
     errs = C.rule_errors(lambda a: a**2, 1 / 3, 11)
     assert errs["PAIR IG"] == pytest.approx(1 / (6 * 10))  # first order: 1/(6(n − 1))
