@@ -159,9 +159,11 @@ def study_table(paper: dict, number: int) -> dict[str, dict[str, float]]:
 
 
 def beside_markdown(ours: dict[str, dict[str, float]], paper: dict[str, dict[str, float]], labels: dict[str, str],
-                    columns: list[str], fmt: str = "{:+.3f}") -> str:
+                    columns: list[str], fmt: str = "{:+.3f}", column_names: dict[str, str] | None = None) -> str:
     """One row per method: 'ours · **paper**' in each column (the paper's cell left out where it has none)."""
-    lines = ["| method | " + " | ".join(f"{c}: ours · **study**" for c in columns) + " |", "|---|" + "---:|" * len(columns)]
+    names = column_names or {}
+    lines = ["| method | " + " | ".join(f"{names.get(c, c)}: ours · **study**" for c in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
     for method, row in ours.items():
         cells = []
         for c in columns:
