@@ -59,9 +59,18 @@ def figure2_units(folder: str | Path | None = None) -> list[dict]:
     return sorted(by.values(), key=lambda u: (u["model"], order.index(u["path"]) if u["path"] in order else len(order)))
 
 
+def _longest_interval(left_points) -> tuple[float, float] | None:
+    """The longest [α_i, α_{i+1}] of left points α_0 … α_{n−1} (the last interval ends at 1)."""
+    a = np.append(np.asarray(left_points, dtype=float), 1.0)
+    if a.size < 2:
+        return None
+    i = int(np.argmax(np.diff(a)))
+    return float(a[i]), float(a[i + 1])
+
+
 def figure2_rows(units: list[dict], rise: dict[str, float], n: int = 16) -> list[dict]:
     """Per unit: the paper's rise α, the peak α of our released |g'| profile, and where the n points of both RiemannOpt
-    recipes sit (the median point; the left bound's first and last gaps, which its degeneracy stretches)."""
+    recipes sit (the median point; the left bound's longest interval [α_i, α_{i+1}], which its degeneracy stretches)."""
     rows = []
     for u in units:
         cal, pts = u["calibration"], u.get("points", {})
@@ -72,8 +81,7 @@ def figure2_rows(units: list[dict], rise: dict[str, float], n: int = 16) -> list
             "profile_peak": float(np.asarray(cal["released_grid"])[int(np.argmax(cal["released_profile"]))]),
             "mean_gprime_peak": float(np.asarray(cal["grid"])[int(np.argmax(cal["mean_gprime"]))]),
             "released_median": float(np.median(released[1:])) if released.size > 1 else None,
-            "left_first_gap": float(left[1] - left[0]) if left.size > 1 else None,
-            "left_last_gap": float(1.0 - left[-1]) if left.size else None,
+            "left_longest": _longest_interval(left),
             "calibration": list(u.get("images", {}).get("calibration", [])),
         })
     return rows
@@ -82,13 +90,13 @@ def figure2_rows(units: list[dict], rise: dict[str, float], n: int = 16) -> list
 def figure2_markdown(rows: list[dict]) -> str:
     """Markdown table of figure2_rows."""
     f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    iv = lambda v: "—" if v is None else f"[{v[0]:.3f}, {v[1]:.3f}]"  # noqa: E731
     lines = ["| model | path | paper's rise α | peak of mean \|g′\| | peak of released profile | median of RiemannOpt's "
-             "points (right ends) | left-bound fit: first gap | left-bound fit: last gap | calibration photos |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "points (right ends) | left-bound fit: longest interval | calibration photos |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['model']} | {PATH_LABELS.get(r['path'], r['path'])} | {f(r['paper_rise'])} | {f(r['mean_gprime_peak'])} | "
-                     f"{f(r['profile_peak'])} | {f(r['released_median'])} | {f(r['left_first_gap'])} | {f(r['left_last_gap'])} | "
-                     f"{len(r['calibration'])} |")
+                     f"{f(r['profile_peak'])} | {f(r['released_median'])} | {iv(r['left_longest'])} | {len(r['calibration'])} |")
     return "\n".join(lines)
 
 

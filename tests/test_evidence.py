@@ -108,8 +108,7 @@ def test_figure2_prefers_table1_units_and_reads_the_papers_rise(tmp_path):
         ("m0", "ig", "riemannopt_table1_m0_ig.json"), ("m1", "blurig", "riemannopt_points_m1_blurig.json")]
     rows = EV.figure2_rows(units, rise)
     assert abs(rows[0]["profile_peak"] - 0.1) < 1 / 128 and abs(rows[1]["mean_gprime_peak"] - 0.8) < 1 / 128
-    assert abs(rows[0]["released_median"] - 17 / 32) < 1e-12 and abs(rows[0]["left_first_gap"] - 0.8) < 1e-12
-    assert abs(rows[0]["left_last_gap"] - 0.01) < 1e-12
+    assert abs(rows[0]["released_median"] - 17 / 32) < 1e-12 and rows[0]["left_longest"] == (0.0, 0.8)
     md = EV.figure2_markdown(rows)
     assert md.count("\n") == 3 and "| m1 | BlurIG | 0.800 |" in md
 
