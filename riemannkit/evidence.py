@@ -91,7 +91,7 @@ def figure2_markdown(rows: list[dict]) -> str:
     """Markdown table of figure2_rows."""
     f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     iv = lambda v: "—" if v is None else f"[{v[0]:.3f}, {v[1]:.3f}]"  # noqa: E731
-    lines = ["| model | path | paper's rise α | peak of mean \|g′\| | peak of released profile | median of RiemannOpt's "
+    lines = ["| model | path | paper's rise α | peak of mean \\|g′\\| | peak of released profile | median of RiemannOpt's "
              "points (right ends) | left-bound fit: longest interval | calibration photos |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
