@@ -93,7 +93,7 @@ def provenance(command: str | None = None, device: torch.device | str | None = N
         "torch": torch.__version__,
         "cuda": torch.version.cuda if dev.type == "cuda" else None,
         # the versions that shape stored numbers: pillow's codecs drive the JPEG study and PIC
-        **{m: _version(d) for m, d in (("numpy", "numpy"), ("scipy", "scipy"), ("pillow", "pillow"), ("captum", "captum"))},
+        **{m: _version(m) for m in ("numpy", "scipy", "pillow", "captum")},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "started_unix": round(time.time(), 1),  # save_json turns it into the record's wall_s
     }
