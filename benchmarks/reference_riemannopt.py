@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +41,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from riemannkit import book as B  # noqa: E402
 from riemannkit import data as D  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
@@ -59,50 +58,10 @@ DRY_RUN = {"eval": ["chelsea", "coffee"], "calib": ["astronaut", "rocket"], "ste
 SCHEMA = 1
 
 
-def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-
-
-def code_state(allow_dirty: bool) -> dict:
-    """The commit that holds the code, or the sha256 of the uncommitted diff when --allow-dirty."""
-    commit = git("rev-parse", "HEAD").strip()
-    dirty = git("status", "--porcelain").strip()
-    state = {"git_commit": commit, "dirty": bool(dirty)}
-    if dirty:
-        if not allow_dirty:
-            raise SystemExit(
-                "refusing to store results from a dirty git tree (git status --porcelain is not empty); commit first, "
-                "or pass --allow-dirty to record the sha256 of `git diff HEAD` instead"
-            )
-        diff = subprocess.run(["git", "diff", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
-        state["git_diff_sha256"] = hashlib.sha256(diff).hexdigest()
-        # `git diff HEAD` omits untracked files: hash them too (path and content, in sorted order).
-        untracked = sorted(git("ls-files", "--others", "--exclude-standard", "-z").split("\0")[:-1])
-        h = hashlib.sha256()
-        for name in untracked:
-            h.update(name.encode() + b"\0" + (ROOT / name).read_bytes() + b"\0")
-        state["untracked_files"] = untracked
-        state["untracked_sha256"] = h.hexdigest()
-        state["note"] = (
-            "run from a dirty tree (--allow-dirty): the code is the commit plus the uncommitted changes whose "
-            "sha256 is git_diff_sha256 (git diff HEAD) and untracked_sha256 (the untracked files listed)"
-        )
-    return state
-
-
 # The files whose code shapes this run's numbers: a partial unit is resumed only when these are unchanged
 # (byte for byte at HEAD), so a run can span commits (and sessions) that change other files.
 CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "paths", "blur", "schedule", "metrics", "models", "data",
                                                    "pool", "validate")) + ("benchmarks/reference_riemannopt.py",)
-
-
-def code_sha256() -> str:
-    """sha256 over the committed contents of CODE_FILES."""
-    h = hashlib.sha256()
-    for f in CODE_FILES:
-        blob = subprocess.run(["git", "show", f"HEAD:{f}"], cwd=ROOT, capture_output=True, check=True).stdout
-        h.update(f.encode() + b"\0" + blob + b"\0")
-    return h.hexdigest()
 
 
 def versions() -> dict:
@@ -356,7 +315,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         raise SystemExit(f"--m must be >= 8 calibration images for a stored reference run, got {args.m}")
     if any(n < 1 for n in args.steps) or args.k < 2:
         raise SystemExit("--steps must be positive and --k >= 2")
-    state = {**code_state(args.allow_dirty), "code_sha256": code_sha256(), "code_files": list(CODE_FILES)}
+    state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     src, names, calib_src, calib = choose_images(args, args.model)  # before the model: a missing pool fails fast
     dev = MO.resolve_device(args.device)
     net, size, _ = MO.load_model(args.model, dev)

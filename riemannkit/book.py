@@ -74,20 +74,63 @@ def _version(module: str) -> str | None:
         return None
 
 
-def provenance(command: str | None = None, device: torch.device | str | None = None) -> dict:
-    """Where a number came from: command, git commit (and whether the tree was dirty), device, versions, date."""
-    commit = (_git("rev-parse", "--short", "HEAD") or b"").decode().strip() or None
+def code_state(allow_dirty: bool = True) -> dict:
+    """The commit that holds the running code: {'git_commit', 'dirty'} and, for a dirty tree, the sha256 of `git diff HEAD`
+    and of the untracked files (path and content); raises SystemExit on a dirty tree unless ``allow_dirty``."""
+    import hashlib
+
+    commit = (_git("rev-parse", "HEAD") or b"").decode().strip() or None
     status = _git("status", "--porcelain")
     dirty = None if status is None else bool(status.strip())
+    state = {"git_commit": commit, "dirty": dirty}
+    if not dirty:
+        return state
+    if not allow_dirty:
+        raise SystemExit("refusing to store results from a dirty git tree (git status --porcelain is not empty); commit "
+                         "first, or pass --allow-dirty to record the sha256 of `git diff HEAD` instead")
+    state["git_diff_sha256"] = hashlib.sha256(_git("diff", "HEAD") or b"").hexdigest()
+    # `git diff HEAD` omits untracked files: hash them too (path and content, in sorted order).
+    root = Path((_git("rev-parse", "--show-toplevel") or b".").decode().strip())
+    untracked = sorted((_git("ls-files", "--others", "--exclude-standard", "-z") or b"").decode().split("\0")[:-1])
+    h = hashlib.sha256()
+    for name in untracked:
+        h.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    state["untracked_files"] = untracked
+    state["untracked_sha256"] = h.hexdigest()
+    state["note"] = ("run from a dirty tree: the code is git_commit plus the uncommitted changes whose sha256 is "
+                     "git_diff_sha256 (git diff HEAD) and untracked_sha256 (the untracked files listed)")
+    return state
+
+
+def code_sha256(files: Sequence[str]) -> str:
+    """sha256 over the committed contents (at HEAD) of ``files``, paths relative to the repository root (a file not yet committed: its working copy)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        blob = _git("show", f"HEAD:{f}")
+        if blob is None:
+            # Not committed yet (a dirty tree, whose diff hashes code_state records): its working copy.
+            root = Path((_git("rev-parse", "--show-toplevel") or b".").decode().strip())
+            if not (root / f).is_file():
+                raise FileNotFoundError(f"{f} is neither committed at HEAD nor in the working tree")
+            blob = b"uncommitted\0" + (root / f).read_bytes()
+        h.update(f.encode() + b"\0" + blob + b"\0")
+    return h.hexdigest()
+
+
+def provenance(command: str | None = None, device: torch.device | str | None = None) -> dict:
+    """Where a number came from: command, git commit (and whether the tree was dirty), device, versions, date."""
     dev = torch.device(device) if device is not None else torch.device("cpu")
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:
         name = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    state = code_state(allow_dirty=True)
     prov = {
         "command": command or " ".join(sys.argv),
-        "git_commit": commit,
-        "dirty": dirty,
+        "git_commit": state.pop("git_commit"),
+        "dirty": state.pop("dirty"),
         "device": name,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -96,14 +139,17 @@ def provenance(command: str | None = None, device: torch.device | str | None = N
         **{m: _version(m) for m in ("numpy", "scipy", "pillow", "captum")},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "started_unix": round(time.time(), 1),  # save_json turns it into the record's wall_s
+        **state,  # a dirty tree's diff and untracked-file hashes, with a note
     }
-    if dirty:
-        # The commit alone does not hold this code: record what the uncommitted changes were.
-        import hashlib
-
-        prov["git_diff_sha256"] = hashlib.sha256(_git("diff", "HEAD") or b"").hexdigest()
-        prov["note"] = "run from a dirty tree: the code is git_commit plus the uncommitted diff whose sha256 is git_diff_sha256"
     return prov
+
+
+def record_provenance_line(rec: dict, file: str) -> str:
+    """One line naming where a stored chapter record came from: file, commit (dirty tree), device, torch, date, wall time, command."""
+    pv = rec.get("provenance", {})
+    return (f"`{file}`: commit {pv.get('git_commit')}{' (dirty tree)' if pv.get('dirty') else ''}, {pv.get('device')}, "
+            f"torch {pv.get('torch')}, {pv.get('date')}, wall time {rec.get('wall_s', rec.get('seconds', '?'))} s; "
+            f"command: `{pv.get('command')}`")
 
 
 def save_json(file: str | Path, record: dict, overwrite: bool = False) -> Path:

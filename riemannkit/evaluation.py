@@ -231,7 +231,8 @@ def _score_group(
                                min_pred_value=min_pred_value, batch_size=batch_size)
             parts = [
                 M.PICCurves(*(r._replace(curve_y=r.curve_y[i * b : (i + 1) * b], auc=r.auc[i * b : (i + 1) * b],
-                                         valid=r.valid[i * b : (i + 1) * b], reason=r.reason[i * b : (i + 1) * b])
+                                         valid=r.valid[i * b : (i + 1) * b], reason=r.reason[i * b : (i + 1) * b],
+                                         info=r.info[i * b : (i + 1) * b], score=r.score[i * b : (i + 1) * b])
                               for r in pic))
                 for i in range(k)
             ]
@@ -241,6 +242,10 @@ def _score_group(
                 n_valid = int(res.valid.sum())
                 curve, value = M.aggregate_pic(res) if n_valid else (None, math.nan)
                 table[name][f"{kind}_{info}"] = _score(value, res.auc, n_valid, curve)
+                # The raw points rebuild the curves (metrics.pic_from_points): runs stored image by image aggregate
+                # over images (SIC's median curve) exactly as one batch would.
+                table[name][f"{kind}_{info}"]["points"] = {
+                    "info": res.info.tolist(), "score": res.score.tolist(), "valid": res.valid.tolist(), "reason": list(res.reason)}
 
 
 @V.evaluates_model

@@ -183,6 +183,89 @@ def beside_markdown(ours: dict[str, dict[str, float]], paper: dict[str, dict[str
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ the IDGI study's reference units (Tables 1–3, 5)
+IDGI_BASES = tuple(k for k in STUDY_COLUMNS if "+" not in k)  # IG, Guided IG, BlurIG: the study's order
+IDGI_HIGHER = ("insertion_prob", "insertion_ratio", "sic_webp", "aic_webp", "sic_msssim", "aic_msssim", "neg_log_mse")
+
+
+def idgi_per_image(unit: dict, method: str, metric: str) -> np.ndarray:
+    """One value per photo of a reference_idgi unit (its stored order): a score, or 'mse' / 'neg_log_mse' / 'relative'
+    of Table 5; NaN where a PIC metric excluded the photo."""
+    cells = unit["cells"]
+    if metric in ("mse", "neg_log_mse", "relative"):
+        return np.array([cells[n]["jpeg"][method][metric] for n in unit["images"]["evaluated"]], dtype=float)
+    return np.array([cells[n]["scores"][method][metric] for n in unit["images"]["evaluated"]], dtype=float)
+
+
+def idgi_value(unit: dict, method: str, metric: str) -> tuple[float, int]:
+    """The table value of one method and metric over a unit's photos, as the study aggregates, and the photos it used:
+    the mean (insertion, deletion, completeness, Table 5), the AUC of the mean curve (AIC) or of the median curve
+    (SIC) over the photos the PIC metric keeps, rebuilt from the stored raw points (metrics.pic_from_points)."""
+    from . import metrics as M
+
+    if metric.startswith(("sic_", "aic_")):
+        pts = [unit["cells"][n]["pic"][method][metric] for n in unit["images"]["evaluated"]]
+        res = M.pic_from_points(metric[:3], [p["info"] for p in pts], [p["score"] for p in pts], [p["valid"] for p in pts],
+                                [p["reason"] for p in pts])
+        n_valid = int(res.valid.sum())
+        return (M.aggregate_pic(res)[1] if n_valid else float("nan")), n_valid
+    v = idgi_per_image(unit, method, metric)
+    return float(np.mean(v)), int(v.size)
+
+
+def idgi_table(unit: dict, metric: str, methods: list[str] | None = None, seed: int = 0, fmt: str = "{:.3f}") -> dict[str, str]:
+    """{method: 'value [95 % CI]'}: the study-style value and a percentile-bootstrap CI of the mean over photos
+    (for SIC the CI is of the median of the per-photo AUCs, the statistic nearest its median curve)."""
+    out = {}
+    for m in methods or unit["methods"]:
+        value, n_used = idgi_value(unit, m, metric)
+        v = idgi_per_image(unit, m, metric)
+        v = v[np.isfinite(v)]
+        if v.size >= 2:
+            ci = ST.bootstrap_ci(v, stat="median" if metric.startswith("sic_") else "mean", seed=seed)
+            out[m] = f"{fmt.format(value)} [{fmt.format(ci.low)}, {fmt.format(ci.high)}] ({n_used})"
+        else:
+            out[m] = f"{fmt.format(value)} ({n_used})"
+    return out
+
+
+def idgi_claims(units: list[dict], metrics: list[str], seed: int = 0) -> list[dict]:
+    """Per unit (model), base path and metric: IDGI's score minus its base path's, paired over the photos both keep;
+    the claim is that IDGI scores better (higher; Table 5: a higher −ln MSE, i.e. a more stable map)."""
+    out = []
+    for u in units:
+        for base in IDGI_BASES:
+            if base not in u["methods"] or base + "+idgi" not in u["methods"]:
+                continue
+            for metric in metrics:
+                a, b = idgi_per_image(u, base + "+idgi", metric), idgi_per_image(u, base, metric)
+                keep = np.isfinite(a) & np.isfinite(b)
+                if keep.sum() < 2:
+                    continue
+                out.append(claim(f"{PATH_LABELS[base]} + IDGI scores higher than {PATH_LABELS[base]} on {metric}",
+                                 a[keep], b[keep], "higher" if metric in IDGI_HIGHER else "lower", seed=seed,
+                                 model=u["model"], path=base, metric=metric))
+    return out
+
+
+def idgi_claim_row(units: list[dict], metrics: list[str], models: list[str], seed: int = 0) -> dict:
+    """The "What held" verdict of an IDGI claim made for every model: combined over models, paths and metrics
+    ('inconclusive' at best while a model has no stored unit), with each cell's effect."""
+    cells = idgi_claims([u for u in units if u["model"] in models], metrics, seed)
+    if not cells:
+        return {}
+    verdict = combined_verdict([c["verdict"] for c in cells])
+    missing = [m for m in models if m not in {c["model"] for c in cells}]
+    ours = "; ".join(f"{c['model'].replace('efficientnet_', '')} {PATH_LABELS[c['path']]} {c['metric']}: {c['ours_diff']:+.3f} "
+                     f"[{c['low']:+.3f}, {c['high']:+.3f}] ({c['verdict']})" for c in cells)
+    if missing:
+        ours += f"; {', '.join(missing)} not stored yet (partial run)"
+        if verdict == "holds":
+            verdict = "inconclusive"
+    return {"verdict": verdict, "ours": ours, "images": min(c["n_images"] for c in cells),
+            "model": ", ".join(dict.fromkeys(c["model"] for c in cells))}
+
+
 def cell(text) -> str:
     """Text safe inside a Markdown table cell (a '|' would end the cell)."""
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -296,8 +379,9 @@ def provenance_line(unit: dict) -> str:
     imgs = unit.get("images", {})
     return (f"`{unit.get('file', '?')}`: commit {str(p.get('git_commit', '?'))[:10]}{' (dirty)' if p.get('dirty') else ''}, "
             f"{p.get('device', '?')}, torch {p.get('torch', '?')}, numpy {p.get('numpy', '?')}, scipy {p.get('scipy', '?')}, "
-            f"pillow {p.get('pillow', '?')}; {len(imgs.get('evaluated', []))} evaluated photos, "
-            f"{len(imgs.get('calibration', []))} calibration photos ({', '.join(imgs.get('calibration', []))}); "
+            f"pillow {p.get('pillow', '?')}; {len(imgs.get('evaluated', []))} evaluated photos"
+            + (f", {len(imgs['calibration'])} calibration photos ({', '.join(imgs['calibration'])})" if imgs.get("calibration") else "")
+            + f"; "
             f"{p.get('date', '?')}, wall time {p.get('wall_s', '?')} s; command: `{p.get('command', '?')}`")
 
 
@@ -346,9 +430,10 @@ def combined_verdict(verdicts: list[str]) -> str:
     return "holds" if all(v == "holds" for v in verdicts) else "inconclusive"
 
 
-def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: dict[str, dict] | None = None) -> list[dict]:
-    """Our verdict for each claim of results/paper/claims.json that a stored unit (Table 1) or a stored chapter run
-    (``records``: file name under results/ → its JSON) can judge; 'not judged' otherwise."""
+def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: dict[str, dict] | None = None,
+                 idgi_units: list[dict] | None = None) -> list[dict]:
+    """Our verdict for each claim of results/paper/claims.json that a stored unit (Table 1; ``idgi_units``: the IDGI
+    study's) or a stored chapter run (``records``: file name under results/ → its JSON) can judge; 'not judged' otherwise."""
     records = records or {}
     table = [c for c in table1_claims(units, paper) if c["recipe"] == "riemannopt"]
     out = []
@@ -372,6 +457,8 @@ def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: di
             if t is not None:
                 row["verdict"], row["images"], row["model"] = t["verdict"], t["n_images"], t["model"]
                 row["ours"] = f"{t['ours_diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}]"
+        elif c.get("judge") == "idgi_pairs":
+            row.update(idgi_claim_row(idgi_units or [], c["args"]["metrics"], c["args"]["models"]))
         elif c.get("judge") == "manifold_attack" and c["args"]["file"] in records:
             rec = records[c["args"]["file"]]
             ts = manifold_attack_claims(rec)

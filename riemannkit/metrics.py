@@ -537,6 +537,22 @@ def pic_curves(
     return PICCurves(*results)
 
 
+def pic_from_points(kind: str, info, score, valid, reason=None, keep_monotonous: bool = True,
+                    num_points: int = 1000) -> PICResult:
+    """A PICResult rebuilt from the stored raw points of :func:`pic_curves` (``info`` and ``score``, (B, T + 2) each, and
+    the per-image ``valid`` flags), so that curves stored image by image aggregate as one batch would."""
+    _check_choice("kind", kind, ("sic", "aic"))
+    info = torch.as_tensor(info, dtype=torch.float64)
+    score = torch.as_tensor(score, dtype=torch.float64)
+    valid = torch.as_tensor(valid, dtype=torch.bool).flatten()
+    if info.ndim != 2 or info.shape != score.shape or info.shape[1] < 2 or valid.numel() != info.shape[0]:
+        raise ValueError(f"info and score must be (B, T + 2) arrays of the same shape with one valid flag per image, got "
+                         f"info {tuple(info.shape)}, score {tuple(score.shape)}, valid {tuple(valid.shape)}")
+    reason = list(reason) if reason is not None else ["" if v else "invalid (stored flag)" for v in valid.tolist()]
+    bad = [[r or "invalid (stored flag)"] if not v else [] for v, r in zip(valid.tolist(), reason)]
+    return _pic_result(kind, score, info, bad, keep_monotonous, int(num_points))
+
+
 def aggregate_pic(result: PICResult, method: str | None = None) -> tuple[torch.Tensor, float]:
     """Aggregate curve over the valid images and its AUC: median (default for SIC) or mean (default for AIC)."""
     if method is None:

@@ -71,6 +71,21 @@ def test_setup_applies_the_full_profile_and_checks_its_values():
         book.setup("riemannopt", {**namespace(profile="fast"), "__annotations__": {"profile": str}})
 
 
+def test_code_state_and_code_sha256_name_the_code_that_ran():
+    state = book.code_state(allow_dirty=True)
+    assert len(state["git_commit"]) == 40
+    assert (state["dirty"] is True) == ("git_diff_sha256" in state) == ("untracked_sha256" in state)
+    if state["dirty"]:
+        with pytest.raises(SystemExit, match="--allow-dirty"):
+            book.code_state(allow_dirty=False)
+    files = ["riemannkit/stats.py", "riemannkit/validate.py"]
+    h = book.code_sha256(files)
+    assert h == book.code_sha256(files) and len(h) == 64
+    assert h != book.code_sha256(files[:1]) and h != book.code_sha256(files[::-1])
+    with pytest.raises(FileNotFoundError, match="neither committed"):
+        book.code_sha256(["riemannkit/no_such_module.py"])
+
+
 def test_provenance_names_versions_and_dirty_state_and_save_json_adds_wall_time(tmp_path):
     prov = book.provenance(command="x", device="cpu")
     for key in ("git_commit", "dirty", "device", "torch", "numpy", "scipy", "pillow", "date", "started_unix"):

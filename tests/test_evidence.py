@@ -153,3 +153,41 @@ def test_the_idgi_studys_tables_are_read_by_our_metric_and_method_keys():
     assert "| IG | +0.500 · **+0.024** | +0.100 |" in md
     md1 = EV.study_beside_markdown({"ig": {"m0": 0.2}, "guidedig": {"m0": 0.3}}, EV.study_values(study, "insertion_prob", 64), {})
     assert "study: range over 10 models" in md1 and "| guidedig | 0.300 | — | — |" in md1
+
+
+def _idgi_unit(model, gaps, n=24, seed=0):
+    """A synthetic reference_idgi unit: IDGI's insertion and −ln MSE exceed the base path's by gaps[path] on every photo
+    (plus zero-mean noise), its SIC/AIC left out."""
+    rng = np.random.default_rng(seed)
+    names = [f"p{i}" for i in range(n)]
+    cells = {}
+    for name in names:
+        scores, jpeg = {}, {}
+        for base in ("ig", "guidedig", "blurig"):
+            v = rng.uniform(0.2, 0.6)
+            scores[base] = {"insertion_prob": v}
+            scores[base + "+idgi"] = {"insertion_prob": v + gaps[base] + rng.normal(0, 0.01)}
+            jpeg[base] = {"neg_log_mse": 20 + v}
+            jpeg[base + "+idgi"] = {"neg_log_mse": 20 + v + gaps[base] + rng.normal(0, 0.01)}
+        cells[name] = {"scores": scores, "jpeg": jpeg}
+    return {"model": model, "methods": ["ig", "ig+idgi", "guidedig", "guidedig+idgi", "blurig", "blurig+idgi"],
+            "images": {"evaluated": names}, "cells": cells}
+
+
+def test_idgi_claims_are_judged_per_model_path_and_metric():
+    up = {"ig": 0.2, "guidedig": 0.2, "blurig": 0.2}
+    u0 = _idgi_unit("m0", up)
+    cells = EV.idgi_claims([u0], ["insertion_prob", "neg_log_mse"])
+    assert len(cells) == 6 and all(c["verdict"] == "holds" and c["n_images"] == 24 for c in cells)
+    assert EV.idgi_value(u0, "ig", "insertion_prob") == (pytest.approx(EV.idgi_per_image(u0, "ig", "insertion_prob").mean()), 24)
+    claims = [{"id": "I1", "judge": "idgi_pairs", "args": {"metrics": ["insertion_prob"], "models": ["m0", "m1"]},
+               "paper": "IDGI study", "claim": "c", "evidence": "e", "chapter": "idgi_models"}]
+    # every cell holds, but m1 is not stored: a claim "for every model" is not yet shown
+    row = EV.judge_claims(claims, [], {}, {}, [u0])[0]
+    assert row["verdict"] == "inconclusive" and "m1 not stored yet" in row["ours"]
+    row = EV.judge_claims(claims, [], {}, {}, [u0, _idgi_unit("m1", up, seed=1)])[0]
+    assert row["verdict"] == "holds" and row["images"] == 24
+    # one path on one model going the other way decides it
+    worse = _idgi_unit("m1", {**up, "blurig": -0.2}, seed=2)
+    assert EV.judge_claims(claims, [], {}, {}, [u0, worse])[0]["verdict"] == "does not hold"
+    assert EV.judge_claims(claims, [], {}, {}, [])[0]["verdict"] == "not judged"

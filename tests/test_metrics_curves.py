@@ -436,3 +436,25 @@ def test_jpeg_round_trip_and_errors():
         M.jpeg_stability(lambda img: torch.ones(2, 8, 8), x)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         M.jpeg_stability(lambda img: img, x + 1)
+
+
+def test_pic_from_points_rebuilds_curves_image_by_image():
+    """Curves stored one image at a time aggregate (SIC's median curve) exactly as the batch they came from."""
+    model, x, sal, start = _pic_case()
+    g = torch.Generator().manual_seed(3)
+    sal3 = torch.cat([sal, sal + 0.3 * torch.rand(sal.shape, generator=g), torch.rand(sal.shape, generator=g)])
+    xs, starts = x.repeat(3, 1, 1, 1), start.repeat(3, 1, 1, 1)
+    starts[2] = x[0]  # image 2 is excluded (its start is the original)
+    res = M.pic_curves(model, xs, sal3, start=starts)
+    for r in (res.sic, res.aic):
+        singles = [M.pic_from_points(r.kind, r.info[i : i + 1], r.score[i : i + 1], r.valid[i : i + 1], r.reason[i : i + 1])
+                   for i in range(3)]
+        again = M.pic_from_points(r.kind, torch.cat([s.info for s in singles]), torch.cat([s.score for s in singles]),
+                                  [bool(s.valid[0]) for s in singles], [s.reason[0] for s in singles])
+        assert again.valid.tolist() == r.valid.tolist() == [True, True, False]
+        assert torch.equal(again.curve_y[:2], r.curve_y[:2]) and torch.isnan(again.curve_y[2]).all()
+        assert M.aggregate_pic(again)[1] == M.aggregate_pic(r)[1]
+    with pytest.raises(ValueError, match="kind"):
+        M.pic_from_points("xic", res.sic.info, res.sic.score, res.sic.valid)
+    with pytest.raises(ValueError, match="one valid flag per image"):
+        M.pic_from_points("sic", res.sic.info, res.sic.score[:, :-1], res.sic.valid)
