@@ -296,6 +296,56 @@ def idgi_claim_row(units: list[dict], metrics: list[str], models: list[str], see
             "model": ", ".join(dict.fromkeys(c["model"] for c in cells))}
 
 
+# ------------------------------------------------------------------ RiemannOpt's Figure 3 (reference_insertion units)
+def insertion_claims(unit: dict, metric: str = "insertion_prob", seed: int = 0) -> list[dict]:
+    """Per path and n of a reference_insertion unit: RiemannOpt's insertion score minus the baseline's, paired over the
+    photos (claim: higher), with the relative change of the means (the paper's "up to 20 %")."""
+    out = []
+    names = unit["images"]["evaluated"]
+    for path, base in unit["baseline"].items():
+        steps = sorted({int(n) for c in unit["cells"].values() for n in c.get(path, {})})
+        for n in steps:
+            a = [unit["cells"][p][path][str(n)]["riemannopt"][metric] for p in names]
+            b = [unit["cells"][p][path][str(n)][base][metric] for p in names]
+            if len(a) < 2:
+                continue
+            c = claim(f"{PATH_LABELS[path]} + RiemannOpt has a higher {metric} than {PATH_LABELS[path]} at n = {n}",
+                      a, b, "higher", seed=seed, model=unit["model"], path=path, n=n, baseline=base)
+            c["relative_change"] = float(np.mean(a) / np.mean(b) - 1)
+            out.append(c)
+    return out
+
+
+def insertion_claim_row(units: list[dict], model: str, seed: int = 0) -> dict:
+    """The "What held" verdict of R5 (RiemannOpt improves insertion scores): combined over paths and n."""
+    unit = next((u for u in units if u["model"] == model), None)
+    cells = insertion_claims(unit, seed=seed) if unit else []
+    if not cells:
+        return {}
+    ours = "; ".join(f"{PATH_LABELS[c['path']]} n = {c['n']}: {c['ours_diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] "
+                     f"({c['relative_change']:+.1%}, {c['verdict']})" for c in cells)
+    return {"verdict": combined_verdict([c["verdict"] for c in cells]), "ours": ours,
+            "images": min(c["n_images"] for c in cells), "model": model}
+
+
+def insertion_table1_agreement(unit: dict, table1_units: list[dict]) -> float:
+    """The largest absolute difference between the relative completeness errors of a reference_insertion unit's maps
+    and the Table 1 unit's per-image values for the same photo, path, n and recipe (the same maps, computed twice)."""
+    worst = 0.0
+    for t in table1_units:
+        if t["model"] != unit["model"] or t["path"] not in unit["baseline"]:
+            continue
+        idx = {n: i for i, n in enumerate(t["images"]["evaluated"])}
+        for photo, cell in unit["cells"].items():
+            for n, recipes in cell.get(t["path"], {}).items():
+                for recipe, v in recipes.items():
+                    ref = t["results"].get(recipe, {}).get(n)
+                    if ref is not None and photo in idx:
+                        r = ref["rel_error"][idx[photo]]
+                        worst = max(worst, abs(v["rel_error"] - r))
+    return worst
+
+
 def cell(text) -> str:
     """Text safe inside a Markdown table cell (a '|' would end the cell)."""
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -461,9 +511,9 @@ def combined_verdict(verdicts: list[str]) -> str:
 
 
 def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: dict[str, dict] | None = None,
-                 idgi_units: list[dict] | None = None) -> list[dict]:
+                 idgi_units: list[dict] | None = None, insertion_units: list[dict] | None = None) -> list[dict]:
     """Our verdict for each claim of results/paper/claims.json that a stored unit (Table 1; ``idgi_units``: the IDGI
-    study's) or a stored chapter run (``records``: file name under results/ → its JSON) can judge; 'not judged' otherwise."""
+    study's; ``insertion_units``: RiemannOpt's Figure 3) or a stored chapter run (``records``: file name under results/ → its JSON) can judge; 'not judged' otherwise."""
     records = records or {}
     table = [c for c in table1_claims(units, paper) if c["recipe"] == "riemannopt"]
     out = []
@@ -487,6 +537,8 @@ def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: di
             if t is not None:
                 row["verdict"], row["images"], row["model"] = t["verdict"], t["n_images"], t["model"]
                 row["ours"] = f"{t['ours_diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}]"
+        elif c.get("judge") == "riemannopt_insertion":
+            row.update(insertion_claim_row(insertion_units or [], c["args"]["model"]))
         elif c.get("judge") == "idgi_pairs":
             row.update(idgi_claim_row(idgi_units or [], c["args"]["metrics"], c["args"]["models"]))
         elif c.get("judge") == "manifold_attack" and c["args"]["file"] in records:

@@ -191,3 +191,22 @@ def test_idgi_claims_are_judged_per_model_path_and_metric():
     worse = _idgi_unit("m1", {**up, "blurig": -0.2}, seed=2)
     assert EV.judge_claims(claims, [], {}, {}, [u0, worse])[0]["verdict"] == "does not hold"
     assert EV.judge_claims(claims, [], {}, {}, [])[0]["verdict"] == "not judged"
+
+
+def test_insertion_claims_pair_riemannopt_with_the_authors_baseline():
+    rng = np.random.default_rng(4)
+    names = [f"p{i}" for i in range(20)]
+    cells = {}
+    for p in names:
+        base = rng.uniform(0.2, 0.5)
+        cells[p] = {"ig": {"16": {"linear_right": {"insertion_prob": base, "rel_error": 0.3},
+                                  "riemannopt": {"insertion_prob": base * 1.1 + rng.normal(0, 1e-3), "rel_error": 0.2}}}}
+    unit = {"model": "m", "baseline": {"ig": "linear_right"}, "images": {"evaluated": names}, "cells": cells}
+    (c,) = EV.insertion_claims(unit)
+    assert c["verdict"] == "holds" and c["n"] == 16 and c["relative_change"] == pytest.approx(0.1, abs=0.01)
+    row = EV.judge_claims([{"id": "R5", "judge": "riemannopt_insertion", "args": {"model": "m"}, "paper": "RiemannOpt",
+                            "claim": "c", "evidence": "e", "chapter": "riemannopt"}], [], {}, {}, None, [unit])[0]
+    assert row["verdict"] == "holds" and row["images"] == 20 and "+10." in row["ours"]
+    t1 = {"model": "m", "path": "ig", "images": {"evaluated": names[::-1]},
+          "results": {"linear_right": {"16": {"rel_error": [0.3] * 20}}, "riemannopt": {"16": {"rel_error": [0.2] * 19 + [0.25]}}}}
+    assert EV.insertion_table1_agreement(unit, [t1]) == pytest.approx(0.05)  # p0 is the last photo of t1's order
