@@ -225,12 +225,7 @@ def render_full_runs(chapter: str, folder: str | Path = RESULTS_DIR) -> int:
 
     runs = stored_full_runs(chapter, folder)
     for rec in runs:
-        pv = rec.get("provenance", {})
-        display(Markdown(
-            f"**Full-profile run `{rec['file']}`**: {pv.get('device')}, torch {pv.get('torch')}, CUDA {pv.get('cuda')}, "
-            f"commit {pv.get('git_commit')}, {pv.get('date')}, wall time {rec.get('wall_s', '?')} s; "
-            f"command: `{pv.get('command')}`."
-        ))
+        display(Markdown(f"**Full-profile run** {record_provenance_line(rec, rec['file'])}; CUDA {rec.get('provenance', {}).get('cuda')}."))
         for table in rec.get("tables_markdown", []):
             display(Markdown(table))
     if not runs:

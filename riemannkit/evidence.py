@@ -108,6 +108,8 @@ STUDY_METRICS = {
 }
 STUDY_COLUMNS = {"ig": "IG", "ig+idgi": "+IDGI (IG)", "guidedig": "GIG", "guidedig+idgi": "+IDGI (GIG)",
                  "blurig": "BlurIG", "blurig+idgi": "+IDGI (BlurIG)"}
+_STUDY_KEYS = {column: key for key, column in STUDY_COLUMNS.items()}
+IDGI_BASES = tuple(k for k in STUDY_COLUMNS if "+" not in k)  # IG, Guided IG, BlurIG: the study's order
 
 
 def study_values(paper: dict, metric: str, steps: int = 128) -> dict[str, dict[str, float]]:
@@ -121,7 +123,7 @@ def study_values(paper: dict, metric: str, steps: int = 128) -> dict[str, dict[s
             continue
         for m in t["metrics"]:
             if m["metric"] == name and (steps != 128 or t["table"] == first):
-                keys = [next(k for k, c in STUDY_COLUMNS.items() if c == col) for col in t["columns"]]
+                keys = [_STUDY_KEYS[col] for col in t["columns"]]
                 return {model: dict(zip(keys, row)) for model, row in m["rows"].items()}
     raise ValueError(f"no table of the study holds {name!r} at steps={steps}")
 
@@ -145,7 +147,7 @@ def study_beside_markdown(ours: dict[str, dict[str, float]], paper_rows: dict[st
 def study_idgi_wins(paper_rows: dict[str, dict[str, float]], higher_is_better: bool = True) -> dict[str, str]:
     """{base method: 'k/N'}: on how many of the study's models its IDGI version scored better."""
     out = {}
-    for base in ("ig", "guidedig", "blurig"):
+    for base in IDGI_BASES:
         pairs = [(r[base], r[base + "+idgi"]) for r in paper_rows.values() if base in r and base + "+idgi" in r]
         if pairs:
             wins = sum((b > a) if higher_is_better else (b < a) for a, b in pairs)
@@ -184,7 +186,6 @@ def beside_markdown(ours: dict[str, dict[str, float]], paper: dict[str, dict[str
 
 
 # ------------------------------------------------------------------ the IDGI study's reference units (Tables 1–3, 5)
-IDGI_BASES = tuple(k for k in STUDY_COLUMNS if "+" not in k)  # IG, Guided IG, BlurIG: the study's order
 IDGI_HIGHER = ("insertion_prob", "insertion_ratio", "sic_webp", "aic_webp", "sic_msssim", "aic_msssim", "neg_log_mse")
 
 
