@@ -259,6 +259,48 @@ def check_pair_ig(
     return a, b
 
 
+def pair_ig_points(model: nn.Module, x: torch.Tensor, target: torch.Tensor, x_steps: int = 25, batch_size: int = 64,
+                   channels_last: bool = True) -> torch.Tensor:
+    """PAIR IG's arithmetic with riemannkit's gradients: path points α·x formed in float64 (a float64 ``np.linspace``
+    times the image) and rounded once to float32, gradients summed in float32, times x / x_steps.  PAIR's batches are
+    NHWC arrays that reach torch as channels-last tensors (``pair_call_model_function`` permutes without copying), and
+    a CPU convolution's rounding depends on the memory layout: ``channels_last`` reproduces that."""
+    n = V.check_count(x_steps, "x_steps", minimum=2)
+    alphas = torch.from_numpy(np.linspace(0, 1, n))  # float64, as PAIR's loop
+    out = []
+    for i in range(x.shape[0]):
+        xi = x[i].detach().double()
+        total = torch.zeros_like(x[i], dtype=torch.float32)
+        for chunk in alphas.split(batch_size):
+            pts = (chunk.view(-1, 1, 1, 1) * xi).to(x.dtype)
+            if channels_last:
+                pts = pts.contiguous(memory_format=torch.channels_last)
+            tgt = target[i].view(1).expand(pts.shape[0])
+            total += I.gradients(model, pts, tgt, "prob").float().sum(0)
+        out.append(total * x[i].float() / n)
+    return torch.stack(out)
+
+
+@V.evaluates_model
+def check_pair_ig_same_points(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, x_steps: int = 25, batch_size: int = 64
+) -> tuple[Agreement, Agreement]:
+    """PAIR ``IntegratedGradients.GetMask`` vs :func:`pair_ig_points` (its float64 path points) in PAIR's channels-last
+    layout, which must agree to float rounding, and in riemannkit's contiguous layout (the layout's share of the gap)."""
+    from saliency.core import IntegratedGradients
+
+    x = x.float()
+    theirs = torch.stack([
+        _chw(IntegratedGradients().GetMask(_hwc(x[i]), pair_call_model_function(model, int(target[i])),
+                                           x_steps=x_steps, batch_size=batch_size))
+        for i in range(x.shape[0])
+    ])
+    f1, f0 = _f(model, x, target), _f(model, torch.zeros_like(x), target)
+    return tuple(compare_maps("PAIR IG", f"its float64 path points, float32 sums, {name} layout, in riemannkit, n={x_steps}",
+                              pair_ig_points(model, x, target, x_steps, batch_size, cl), theirs, f1, f0)
+                 for cl, name in ((True, "channels-last"), (False, "contiguous")))
+
+
 def rule_errors(g: Callable[[np.ndarray], np.ndarray], exact: float, n: int) -> dict[str, float]:
     """Signed error Σ w_i g(α_i) − ∫₀¹ g of each rule with n gradient evaluations: riemannkit's rules,
     Captum's trapezoid and PAIR IG's weighting (float64)."""

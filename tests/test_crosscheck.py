@@ -160,3 +160,12 @@ def test_pair_pic_agrees():
     np.testing.assert_allclose(sic.auc_ours, sic.auc_ref, atol=1e-9, equal_nan=True)
     if not np.isnan(sic.max_curve_diff):
         assert sic.max_curve_diff < 1e-9
+
+
+def test_pair_ig_with_its_own_float64_path_points_agrees_to_rounding(setup):
+    pytest.importorskip("saliency")
+    net, x, t = setup
+    same, contiguous = C.check_pair_ig_same_points(net, x, t, x_steps=9, batch_size=4)
+    assert same.rel_l2.max() < 1e-6 and contiguous.rel_l2.max() < 1e-5
+    with pytest.raises(ValueError, match="x_steps"):
+        C.pair_ig_points(net, x, t, x_steps=1)
