@@ -17,6 +17,7 @@ exactly, the insertion curves), so a run resumes photo by photo when the setting
 under provenance.parts.  The script refuses to store from a dirty tree unless --allow-dirty.
 
     python benchmarks/reference_idgi.py --model efficientnet_lite0 --device auto
+    python benchmarks/reference_idgi.py --model efficientnet_lite0 --steps 8   # Table 4's other end (…_n8.json)
     python benchmarks/reference_idgi.py --dry-run --out-dir /tmp/ref   # 2 shipped photos, 4 steps
 """
 from __future__ import annotations
@@ -49,8 +50,10 @@ CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "paths", "blur", 
                                                    "data", "pool", "validate")) + ("benchmarks/reference_idgi.py",)
 
 
-def unit_file(out_dir: Path, model: str) -> Path:
-    return Path(out_dir) / f"idgi_study_{model}.json"
+def unit_file(out_dir: Path, model: str, steps: int = 128) -> Path:
+    """idgi_study_<model>.json at the study's 128 steps; idgi_study_<model>_n<steps>.json otherwise (Table 4 pairs the
+    two: the change from 8 to 128 steps)."""
+    return Path(out_dir) / (f"idgi_study_{model}.json" if steps == 128 else f"idgi_study_{model}_n{steps}.json")
 
 
 def control_map(name: str, shape: torch.Size, seed: int) -> torch.Tensor:
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> Path:
         "pic_thresholds": list(M.PIC_THRESHOLDS), "jpeg_quality": args.jpeg_quality, "seed": args.seed,
         "dry_run": bool(args.dry_run),
     }
-    file = unit_file(Path(args.out_dir), args.model)
+    file = unit_file(Path(args.out_dir), args.model, 128 if args.dry_run else args.steps)
     prev = stored_unit(file, state, settings)
     cells = dict(prev["cells"]) if prev else {}
     parts = list(prev["provenance"]["parts"]) if prev else []

@@ -279,10 +279,60 @@ def idgi_claims(units: list[dict], metrics: list[str], seed: int = 0) -> list[di
     return out
 
 
-def idgi_claim_row(units: list[dict], metrics: list[str], models: list[str], seed: int = 0) -> dict:
+def idgi_units_at(units: list[dict], steps: int = 128) -> list[dict]:
+    """The reference_idgi units made at ``steps`` (128: the study's Tables 1–3 and 5; 8: Table 4's other end)."""
+    return [u for u in units if u.get("settings", {}).get("steps") == steps]
+
+
+def _paired_units(units: list[dict], lo: int, hi: int) -> list[tuple[dict, dict, list[str]]]:
+    """(unit at lo, unit at hi, their common photos) per model holding both."""
+    out = []
+    for h in idgi_units_at(units, hi):
+        low = next((u for u in idgi_units_at(units, lo) if u["model"] == h["model"]), None)
+        if low is not None:
+            common = [n for n in h["images"]["evaluated"] if n in low["cells"]]
+            if len(common) >= 2:
+                out.append((low, h, common))
+    return out
+
+
+def _restrict(unit: dict, names: list[str]) -> dict:
+    return {**unit, "images": {**unit["images"], "evaluated": names}}
+
+
+def table4_values(units: list[dict], metrics: list[str], lo: int = 8, hi: int = 128) -> dict[str, dict[str, dict[str, float]]]:
+    """{model: {method: {metric: value(hi) − value(lo)}}}: the study's Table 4 over the photos both units hold."""
+    out = {}
+    for low, high, common in _paired_units(units, lo, hi):
+        out[high["model"]] = {m: {k: idgi_value(_restrict(high, common), m, k)[0] - idgi_value(_restrict(low, common), m, k)[0]
+                                  for k in metrics} for m in high["methods"]}
+    return out
+
+
+def table4_claims(units: list[dict], metrics: list[str], lo: int = 8, hi: int = 128, seed: int = 0) -> list[dict]:
+    """The study's claim "IDGI is more sensitive to the number of steps than its base method", per model, base path and
+    metric: per photo |value(hi) − value(lo)| of IDGI minus that of the base path, paired (claim: higher)."""
+    out = []
+    for low, high, common in _paired_units(units, lo, hi):
+        hu, lu = _restrict(high, common), _restrict(low, common)
+        for base in IDGI_BASES:
+            for metric in metrics:
+                move = {m: np.abs(idgi_per_image(hu, m, metric) - idgi_per_image(lu, m, metric)) for m in (base, base + "+idgi")}
+                keep = np.isfinite(move[base]) & np.isfinite(move[base + "+idgi"])
+                if keep.sum() < 2:
+                    continue
+                out.append(claim(f"{PATH_LABELS[base]} + IDGI's {metric} moves more from n = {lo} to n = {hi} than {PATH_LABELS[base]}'s",
+                                 move[base + "+idgi"][keep], move[base][keep], "higher", seed=seed, model=high["model"],
+                                 path=base, metric=metric))
+    return out
+
+
+def idgi_claim_row(units: list[dict], metrics: list[str], models: list[str], seed: int = 0, steps: bool = False) -> dict:
     """The "What held" verdict of an IDGI claim made for every model: combined over models, paths and metrics
-    ('inconclusive' at best while a model has no stored unit), with each cell's effect."""
-    cells = idgi_claims([u for u in units if u["model"] in models], metrics, seed)
+    ('inconclusive' at best while a model has no stored unit), with each cell's effect.  ``steps``: the step-count
+    claim (Table 4, units at 8 and 128 steps) instead of IDGI-versus-base at 128 steps."""
+    mine = [u for u in units if u["model"] in models]
+    cells = table4_claims(mine, metrics, seed=seed) if steps else idgi_claims(idgi_units_at(mine, 128), metrics, seed)
     if not cells:
         return {}
     verdict = combined_verdict([c["verdict"] for c in cells])
@@ -540,8 +590,9 @@ def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: di
                 row["ours"] = f"{t['ours_diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}]"
         elif c.get("judge") == "riemannopt_insertion":
             row.update(insertion_claim_row(insertion_units or [], c["args"]["model"]))
-        elif c.get("judge") == "idgi_pairs":
-            row.update(idgi_claim_row(idgi_units or [], c["args"]["metrics"], c["args"]["models"]))
+        elif c.get("judge") in ("idgi_pairs", "idgi_steps"):
+            row.update(idgi_claim_row(idgi_units or [], c["args"]["metrics"], c["args"]["models"],
+                                      steps=c["judge"] == "idgi_steps"))
         elif c.get("judge") == "manifold_attack" and c["args"]["file"] in records:
             rec = records[c["args"]["file"]]
             ts = manifold_attack_claims(rec)

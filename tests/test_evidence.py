@@ -171,7 +171,7 @@ def _idgi_unit(model, gaps, n=24, seed=0):
             jpeg[base + "+idgi"] = {"neg_log_mse": 20 + v + gaps[base] + rng.normal(0, 0.01)}
         cells[name] = {"scores": scores, "jpeg": jpeg}
     return {"model": model, "methods": ["ig", "ig+idgi", "guidedig", "guidedig+idgi", "blurig", "blurig+idgi"],
-            "images": {"evaluated": names}, "cells": cells}
+            "settings": {"steps": 128}, "images": {"evaluated": names}, "cells": cells}
 
 
 def test_idgi_claims_are_judged_per_model_path_and_metric():
@@ -210,3 +210,31 @@ def test_insertion_claims_pair_riemannopt_with_the_authors_baseline():
     t1 = {"model": "m", "path": "ig", "images": {"evaluated": names[::-1]},
           "results": {"linear_right": {"16": {"rel_error": [0.3] * 20}}, "riemannopt": {"16": {"rel_error": [0.2] * 19 + [0.25]}}}}
     assert EV.insertion_table1_agreement(unit, [t1]) == pytest.approx(0.05)  # p0 is the last photo of t1's order
+
+
+def test_table4_pairs_the_8_and_128_step_units_photo_by_photo():
+    rng = np.random.default_rng(5)
+    names = [f"p{i}" for i in range(16)]
+
+    def unit(steps, idgi_shift):
+        cells = {}
+        for i, p in enumerate(names):
+            scores = {}
+            for base in ("ig", "guidedig", "blurig"):
+                v = 0.3 + 0.01 * i
+                scores[base] = {"insertion_prob": v + (0.01 if steps == 8 else 0.0)}
+                scores[base + "+idgi"] = {"insertion_prob": v + (idgi_shift + rng.normal(0, 1e-3) if steps == 8 else 0.0)}
+            cells[p] = {"scores": scores}
+        return {"model": "m", "settings": {"steps": steps}, "images": {"evaluated": names}, "cells": cells,
+                "methods": ["ig", "ig+idgi", "guidedig", "guidedig+idgi", "blurig", "blurig+idgi"]}
+
+    units = [unit(128, 0), unit(8, -0.1)]
+    assert EV.idgi_units_at(units, 8) == [units[1]]
+    t4 = EV.table4_values(units, ["insertion_prob"])
+    assert t4["m"]["ig"]["insertion_prob"] == pytest.approx(-0.01) and t4["m"]["ig+idgi"]["insertion_prob"] == pytest.approx(0.1, abs=2e-3)
+    cells = EV.table4_claims(units, ["insertion_prob"])
+    assert len(cells) == 3 and all(c["verdict"] == "holds" and c["n_images"] == 16 for c in cells)
+    claims = [{"id": "I4", "judge": "idgi_steps", "args": {"metrics": ["insertion_prob"], "models": ["m"]},
+               "paper": "IDGI study", "claim": "c", "evidence": "e", "chapter": "sweeps"}]
+    assert EV.judge_claims(claims, [], {}, {}, units)[0]["verdict"] == "holds"
+    assert EV.judge_claims(claims, [], {}, {}, units[:1])[0]["verdict"] == "not judged"  # no 8-step unit
