@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> Path:
     file = Path(args.out_dir) / f"riemannopt_insertion_{args.model}.json"
     prev = json.loads(file.read_text()) if file.is_file() else None
     same = prev is not None and prev.get("schema") == SCHEMA and prev.get("settings") == settings and all(
-        prev["provenance"].get(k) == state.get(k) for k in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
+        prev.get("provenance", {}).get(k) == state.get(k) for k in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
     cells = dict(prev["cells"]) if same else {}
     parts = list(prev["provenance"]["parts"]) if same else []
     base = B.provenance(command=command, device=dev)
