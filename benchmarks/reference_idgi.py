@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import shlex
 import sys
 import time
@@ -96,31 +95,6 @@ def photo_cell(net, x: torch.Tensor, name: str, settings: dict, batch_size: int)
     }
 
 
-def stored_unit(file: Path, state: dict, settings: dict) -> dict | None:
-    """The unit in ``file`` when it was made with the same settings and the same code, else None."""
-    if not file.is_file():
-        return None
-    try:
-        rec = json.loads(file.read_text())
-    except json.JSONDecodeError:
-        return None
-    prov = rec.get("provenance", {})
-    same_code = all(prov.get(k) == state.get(k) for k in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
-    return rec if same_code and rec.get("settings") == settings and rec.get("schema") == SCHEMA else None
-
-
-def unit_record(settings: dict, cells: dict, parts: list[dict]) -> dict:
-    names = [n for n in settings["images"] if n in cells]
-    return {
-        "benchmark": "reference_idgi", "schema": SCHEMA, "complete": len(names) == len(settings["images"]),
-        "model": settings["model"], "settings": settings, "methods": METHODS, "metrics": SCORED + ["completeness"],
-        "target": "softmax probability of the predicted class (ImageNet-1k); black baseline; BlurIG from the σ = max_sigma blur",
-        "images": {"evaluated": names, "planned": settings["images"]},
-        "cells": {n: cells[n] for n in names},
-        "provenance": {**parts[-1], "wall_s": round(sum(p["wall_s"] for p in parts), 1), "parts": parts},
-    }
-
-
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="efficientnet_lite0", choices=MODELS)
@@ -154,35 +128,20 @@ def main(argv: list[str] | None = None) -> Path:
         "dry_run": bool(args.dry_run),
     }
     file = unit_file(Path(args.out_dir), args.model, 128 if args.dry_run else args.steps)
-    prev = stored_unit(file, state, settings)
-    cells = dict(prev["cells"]) if prev else {}
-    parts = list(prev["provenance"]["parts"]) if prev else []
-    if prev:
-        print(f"resume {file}: {len(cells)} of {len(names)} photos stored", flush=True)
-    base = B.provenance(command=command, device=dev)
-    part = {**base, **state, "date": base["date"]}
-    part.pop("started_unix", None)
-    t0 = time.time()
-
-    def save(rec: dict) -> None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec, indent=1))
-        tmp.replace(file)  # a killed run never leaves a half-written file
-
+    header = {"benchmark": "reference_idgi", "model": args.model, "methods": METHODS, "metrics": SCORED + ["completeness"],
+              "target": "softmax probability of the predicted class (ImageNet-1k); black baseline; BlurIG from the σ = max_sigma blur"}
+    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header)
+    if run.resumed:
+        print(f"resume {file}: {len(run.cells)} of {len(names)} photos stored", flush=True)
     from tqdm.auto import tqdm
 
-    todo = [n for n in names if n not in cells]
-    for name in tqdm(todo, desc=f"{args.model} IDGI study"):
+    for name in tqdm(run.todo(), desc=f"{args.model} IDGI study"):
         x, got = D.load_images(args.images, size=size, names=[name])
         if list(got) != [name]:
             raise SystemExit(f"load_images returned {got}, asked for {[name]}")
-        cells[name] = photo_cell(net, x, name, settings, args.batch_size)
-        save(unit_record(settings, cells, [*parts, {**part, "photos_done": len(cells), "wall_s": round(time.time() - t0, 1)}]))
-    rec = unit_record(settings, cells, [*parts, {**part, "photos_done": len(cells), "wall_s": round(time.time() - t0, 1)}])
-    if todo or not prev:
-        save(rec)
-    print(f"wrote {file}: {len(cells)} photos, {rec['provenance']['wall_s']} s", flush=True)
+        run.add(name, photo_cell(net, x, name, settings, args.batch_size))
+    run.finish()
+    print(f"wrote {file}: {len(run.cells)} photos, {run.record()['provenance']['wall_s']} s", flush=True)
     return file
 
 

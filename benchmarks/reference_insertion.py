@@ -114,43 +114,18 @@ def main(argv: list[str] | None = None) -> Path:
     if size != first["settings"]["input_size"]:
         raise SystemExit(f"input size {size} differs from the Table 1 unit's {first['settings']['input_size']}")
     file = Path(args.out_dir) / f"riemannopt_insertion_{args.model}.json"
-    prev = json.loads(file.read_text()) if file.is_file() else None
-    same = prev is not None and prev.get("schema") == SCHEMA and prev.get("settings") == settings and all(
-        prev.get("provenance", {}).get(k) == state.get(k) for k in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
-    cells = dict(prev["cells"]) if same else {}
-    parts = list(prev["provenance"]["parts"]) if same else []
-    base = B.provenance(command=command, device=dev)
-    base.pop("started_unix")
-    part = {**base, **state}
-    t0 = time.time()
-
-    def record() -> dict:
-        done = [n for n in names if n in cells]
-        parts_now = [*parts, {**part, "photos_done": len(done), "wall_s": round(time.time() - t0, 1)}]
-        return {"benchmark": "reference_insertion", "schema": SCHEMA, "complete": len(done) == len(names),
-                "model": args.model, "settings": settings, "baseline": {p: BASELINE[p] for p in units},
-                "metric": "insertion from black, 20 steps, pixels ranked by Σ_c |map|; AUC of p (insertion_prob) and of p / p(x) (insertion_ratio)",
-                "images": {"evaluated": done, "planned": names}, "cells": {n: cells[n] for n in done},
-                "provenance": {**parts_now[-1], "wall_s": round(sum(p["wall_s"] for p in parts_now), 1), "parts": parts_now}}
-
-    def save(rec: dict) -> None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec, indent=1))
-        tmp.replace(file)
-
+    header = {"benchmark": "reference_insertion", "model": args.model, "baseline": {p: BASELINE[p] for p in units},
+              "metric": "insertion from black, 20 steps, pixels ranked by Σ_c |map|; AUC of p (insertion_prob) and of p / p(x) (insertion_ratio)"}
+    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header)
     from tqdm.auto import tqdm
 
-    todo = [n for n in names if n not in cells]
-    for name in tqdm(todo, desc=f"{args.model} insertion"):
+    for name in tqdm(run.todo(), desc=f"{args.model} insertion"):
         x, got = D.load_images(settings["source"], size=size, names=[name])
         if list(got) != [name]:
             raise SystemExit(f"load_images returned {got}, asked for {[name]}")
-        cells[name] = photo_cell(net, x.to(dev), units, steps, settings, args.batch_size)
-        save(record())
-    if todo or not same:
-        save(record())
-    print(f"wrote {file}: {sum(n in cells for n in names)} photos", flush=True)
+        run.add(name, photo_cell(net, x.to(dev), units, steps, settings, args.batch_size))
+    run.finish()
+    print(f"wrote {file}: {len(run.cells)} photos", flush=True)
     return file
 
 

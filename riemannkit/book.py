@@ -144,6 +144,67 @@ def provenance(command: str | None = None, device: torch.device | str | None = N
     return prov
 
 
+class PhotoRun:
+    """A reference run stored photo by photo in one JSON file (settings['images'] lists the photos, in order).
+
+    It resumes a file made with the same schema, settings and code (``state['code_sha256']`` and, for a dirty tree,
+    its diff hashes: see :func:`code_state`), rewrites the file atomically after every photo, so a killed run keeps
+    what it finished, and lists each session's share (commit, command, device, versions, photos, wall time) under
+    provenance.parts."""
+
+    def __init__(self, file: str | Path, schema: int, settings: dict, state: dict, command: str, device, header: dict):
+        self.file, self.schema, self.settings, self.header = Path(file), schema, settings, header
+        prev = self._stored(state)
+        self.resumed = prev is not None
+        self.cells: dict = dict(prev["cells"]) if prev else {}
+        self.parts: list = list(prev["provenance"]["parts"]) if prev else []
+        part = provenance(command, device)
+        part.pop("started_unix")
+        self.part, self.t0, self.added = {**part, **state}, time.time(), 0
+
+    def _stored(self, state: dict) -> dict | None:
+        if not self.file.is_file():
+            return None
+        try:
+            rec = json.loads(self.file.read_text())
+        except json.JSONDecodeError:
+            return None
+        prov = rec.get("provenance", {})
+        same_code = all(prov.get(k) == state.get(k) for k in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
+        return rec if same_code and rec.get("schema") == self.schema and rec.get("settings") == self.settings else None
+
+    def todo(self) -> list[str]:
+        """The planned photos not stored yet, in order."""
+        return [n for n in self.settings["images"] if n not in self.cells]
+
+    def record(self) -> dict:
+        done = [n for n in self.settings["images"] if n in self.cells]
+        parts = [*self.parts, {**self.part, "photos_done": len(done), "wall_s": round(time.time() - self.t0, 1)}]
+        return {**self.header, "schema": self.schema, "complete": len(done) == len(self.settings["images"]),
+                "settings": self.settings, "images": {"evaluated": done, "planned": list(self.settings["images"])},
+                "cells": {n: self.cells[n] for n in done},
+                "provenance": {**parts[-1], "wall_s": round(sum(p["wall_s"] for p in parts), 1), "parts": parts}}
+
+    def save(self) -> Path:
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.record(), indent=1))
+        tmp.replace(self.file)  # a killed run never leaves a half-written file
+        return self.file
+
+    def add(self, name: str, cell: dict) -> None:
+        """Store one photo's cell and rewrite the file."""
+        self.cells[name] = cell
+        self.added += 1
+        self.save()
+
+    def finish(self) -> Path:
+        """Write the file unless this session resumed a stored run and added nothing (it stays as it was)."""
+        if self.added or not self.resumed:
+            self.save()
+        return self.file
+
+
 def record_provenance_line(rec: dict, file: str) -> str:
     """One line naming where a stored chapter record came from: file, commit (dirty tree), device, torch, date, wall time, command."""
     pv = rec.get("provenance", {})

@@ -397,6 +397,47 @@ def insertion_table1_agreement(unit: dict, table1_units: list[dict]) -> float:
     return worst
 
 
+# ------------------------------------------------------------------ SAMP over the pool (reference_samp units)
+SAMP_BASES = ("ig", "blurig", "guidedig")
+SAMP_METRICS = {"deletion": "lower", "insertion_prob": "higher"}
+
+
+def samp_claims(unit: dict, seed: int = 0) -> list[dict]:
+    """SAMP's claim per base path and metric of a reference_samp unit: SAMP's deletion lower and insertion higher than
+    the base path's, paired over the photos."""
+    names = unit["images"]["evaluated"]
+    out = []
+    for base in SAMP_BASES:
+        for metric, direction in SAMP_METRICS.items():
+            a = [unit["cells"][n]["scores"]["samp"][metric] for n in names]
+            b = [unit["cells"][n]["scores"][base][metric] for n in names]
+            if len(a) >= 2:
+                out.append(claim(f"SAMP has a {direction} {metric} than {PATH_LABELS[base]}", a, b, direction, seed=seed,
+                                 model=unit["model"], path=base, metric=metric))
+    return out
+
+
+def samp_claim_row(units: list[dict], model: str, seed: int = 0) -> dict:
+    """The "What held" verdict of S1 (SAMP beats IG, BlurIG and Guided IG on deletion and insertion), combined."""
+    unit = next((u for u in units if u["model"] == model), None)
+    cells = samp_claims(unit, seed) if unit else []
+    if not cells:
+        return {}
+    ours = "; ".join(f"SAMP − {PATH_LABELS[c['path']]}, {c['metric']}: {c['ours_diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] "
+                     f"({c['verdict']})" for c in cells)
+    return {"verdict": combined_verdict([c["verdict"] for c in cells]), "ours": ours,
+            "images": min(c["n_images"] for c in cells), "model": model}
+
+
+STORED_UNITS = {"idgi_study": "idgi_study_*.json", "riemannopt_insertion": "riemannopt_insertion_*.json",
+                "samp_pool": "samp_pool_*.json"}
+
+
+def load_stored(folder: str | Path | None = None) -> dict[str, list[dict]]:
+    """The photo-by-photo reference units by kind (STORED_UNITS), for :func:`judge_claims`."""
+    return {kind: load_units(pattern, folder) for kind, pattern in STORED_UNITS.items()}
+
+
 def cell(text) -> str:
     """Text safe inside a Markdown table cell (a '|' would end the cell)."""
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -562,10 +603,11 @@ def combined_verdict(verdicts: list[str]) -> str:
 
 
 def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: dict[str, dict] | None = None,
-                 idgi_units: list[dict] | None = None, insertion_units: list[dict] | None = None) -> list[dict]:
-    """Our verdict for each claim of results/paper/claims.json that a stored unit (Table 1; ``idgi_units``: the IDGI
-    study's; ``insertion_units``: RiemannOpt's Figure 3) or a stored chapter run (``records``: file name under results/ → its JSON) can judge; 'not judged' otherwise."""
-    records = records or {}
+                 stored: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Our verdict for each claim of results/paper/claims.json that a stored unit (Table 1; ``stored``: the
+    photo-by-photo units by kind, :func:`load_stored`) or a stored chapter run (``records``: file name under results/ →
+    its JSON) can judge; 'not judged' otherwise."""
+    records, stored = records or {}, stored or {}
     table = [c for c in table1_claims(units, paper) if c["recipe"] == "riemannopt"]
     out = []
     for c in claims:
@@ -589,9 +631,11 @@ def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: di
                 row["verdict"], row["images"], row["model"] = t["verdict"], t["n_images"], t["model"]
                 row["ours"] = f"{t['ours_diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}]"
         elif c.get("judge") == "riemannopt_insertion":
-            row.update(insertion_claim_row(insertion_units or [], c["args"]["model"]))
+            row.update(insertion_claim_row(stored.get("riemannopt_insertion", []), c["args"]["model"]))
+        elif c.get("judge") == "samp_pairs":
+            row.update(samp_claim_row(stored.get("samp_pool", []), c["args"]["model"]))
         elif c.get("judge") in ("idgi_pairs", "idgi_steps"):
-            row.update(idgi_claim_row(idgi_units or [], c["args"]["metrics"], c["args"]["models"],
+            row.update(idgi_claim_row(stored.get("idgi_study", []), c["args"]["metrics"], c["args"]["models"],
                                       steps=c["judge"] == "idgi_steps"))
         elif c.get("judge") == "manifold_attack" and c["args"]["file"] in records:
             rec = records[c["args"]["file"]]

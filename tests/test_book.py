@@ -100,3 +100,27 @@ def test_provenance_names_versions_and_dirty_state_and_save_json_adds_wall_time(
     assert json.loads(kept.read_text())["wall_s"] == 1.5
     with pytest.raises(FileExistsError, match="overwrite=True"):
         book.save_json(out, {"provenance": prov})
+
+
+def test_photo_run_resumes_only_the_same_settings_and_code(tmp_path):
+    f = tmp_path / "u.json"
+    state = {**book.code_state(allow_dirty=True), "code_sha256": "a"}  # as the reference scripts build it
+    run = book.PhotoRun(f, 1, {"images": ["p1", "p2"]}, state, "cmd", "cpu", {"benchmark": "t"})
+    assert run.todo() == ["p1", "p2"] and not run.resumed
+    run.add("p1", {"v": 1})
+    rec = json.loads(f.read_text())
+    assert not rec["complete"] and rec["images"] == {"evaluated": ["p1"], "planned": ["p1", "p2"]}
+    assert rec["benchmark"] == "t" and rec["provenance"]["command"] == "cmd" and rec["provenance"]["photos_done"] == 1
+    again = book.PhotoRun(f, 1, {"images": ["p1", "p2"]}, state, "cmd", "cpu", {"benchmark": "t"})
+    assert again.resumed and again.todo() == ["p2"]
+    again.add("p2", {"v": 2})
+    rec = json.loads(again.finish().read_text())
+    assert rec["complete"] and list(rec["cells"]) == ["p1", "p2"] and len(rec["provenance"]["parts"]) == 2
+    for other in ({"images": ["p1"]}, ):  # other settings, other code, other schema: start afresh
+        assert not book.PhotoRun(f, 1, other, state, "cmd", "cpu", {}).resumed
+    assert not book.PhotoRun(f, 1, {"images": ["p1", "p2"]}, {**state, "code_sha256": "b"}, "cmd", "cpu", {}).resumed
+    assert not book.PhotoRun(f, 2, {"images": ["p1", "p2"]}, state, "cmd", "cpu", {}).resumed
+    done = book.PhotoRun(f, 1, {"images": ["p1", "p2"]}, state, "cmd", "cpu", {"benchmark": "t"})
+    before = f.read_text()
+    done.finish()  # a complete run resumed with nothing to add stays as it was
+    assert f.read_text() == before

@@ -183,14 +183,14 @@ def test_idgi_claims_are_judged_per_model_path_and_metric():
     claims = [{"id": "I1", "judge": "idgi_pairs", "args": {"metrics": ["insertion_prob"], "models": ["m0", "m1"]},
                "paper": "IDGI study", "claim": "c", "evidence": "e", "chapter": "idgi_models"}]
     # every cell holds, but m1 is not stored: a claim "for every model" is not yet shown
-    row = EV.judge_claims(claims, [], {}, {}, [u0])[0]
+    row = EV.judge_claims(claims, [], {}, {}, {"idgi_study": [u0]})[0]
     assert row["verdict"] == "inconclusive" and "m1 not stored yet" in row["ours"]
-    row = EV.judge_claims(claims, [], {}, {}, [u0, _idgi_unit("m1", up, seed=1)])[0]
+    row = EV.judge_claims(claims, [], {}, {}, {"idgi_study": [u0, _idgi_unit("m1", up, seed=1)]})[0]
     assert row["verdict"] == "holds" and row["images"] == 24
     # one path on one model going the other way decides it
     worse = _idgi_unit("m1", {**up, "blurig": -0.2}, seed=2)
-    assert EV.judge_claims(claims, [], {}, {}, [u0, worse])[0]["verdict"] == "does not hold"
-    assert EV.judge_claims(claims, [], {}, {}, [])[0]["verdict"] == "not judged"
+    assert EV.judge_claims(claims, [], {}, {}, {"idgi_study": [u0, worse]})[0]["verdict"] == "does not hold"
+    assert EV.judge_claims(claims, [], {}, {}, {})[0]["verdict"] == "not judged"
 
 
 def test_insertion_claims_pair_riemannopt_with_the_authors_baseline():
@@ -205,7 +205,7 @@ def test_insertion_claims_pair_riemannopt_with_the_authors_baseline():
     (c,) = EV.insertion_claims(unit)
     assert c["verdict"] == "holds" and c["n"] == 16 and c["relative_change"] == pytest.approx(0.1, abs=0.01)
     row = EV.judge_claims([{"id": "R5", "judge": "riemannopt_insertion", "args": {"model": "m"}, "paper": "RiemannOpt",
-                            "claim": "c", "evidence": "e", "chapter": "riemannopt"}], [], {}, {}, None, [unit])[0]
+                            "claim": "c", "evidence": "e", "chapter": "riemannopt"}], [], {}, {}, {"riemannopt_insertion": [unit]})[0]
     assert row["verdict"] == "holds" and row["images"] == 20 and "+10." in row["ours"]
     t1 = {"model": "m", "path": "ig", "images": {"evaluated": names[::-1]},
           "results": {"linear_right": {"16": {"rel_error": [0.3] * 20}}, "riemannopt": {"16": {"rel_error": [0.2] * 19 + [0.25]}}}}
@@ -236,5 +236,25 @@ def test_table4_pairs_the_8_and_128_step_units_photo_by_photo():
     assert len(cells) == 3 and all(c["verdict"] == "holds" and c["n_images"] == 16 for c in cells)
     claims = [{"id": "I4", "judge": "idgi_steps", "args": {"metrics": ["insertion_prob"], "models": ["m"]},
                "paper": "IDGI study", "claim": "c", "evidence": "e", "chapter": "sweeps"}]
-    assert EV.judge_claims(claims, [], {}, {}, units)[0]["verdict"] == "holds"
-    assert EV.judge_claims(claims, [], {}, {}, units[:1])[0]["verdict"] == "not judged"  # no 8-step unit
+    assert EV.judge_claims(claims, [], {}, {}, {"idgi_study": units})[0]["verdict"] == "holds"
+    assert EV.judge_claims(claims, [], {}, {}, {"idgi_study": units[:1]})[0]["verdict"] == "not judged"  # no 8-step unit
+
+
+def test_samp_claims_need_better_deletion_and_insertion_than_every_base():
+    rng = np.random.default_rng(6)
+    names = [f"p{i}" for i in range(16)]
+    cells = {}
+    for p in names:
+        sc = {b: {"deletion": rng.uniform(0.1, 0.2), "insertion_prob": rng.uniform(0.4, 0.6)} for b in ("ig", "blurig", "guidedig")}
+        sc["samp"] = {"deletion": min(v["deletion"] for v in sc.values()) - 0.05,
+                      "insertion_prob": max(v["insertion_prob"] for v in sc.values()) + 0.05}
+        cells[p] = {"scores": sc}
+    unit = {"model": "m", "images": {"evaluated": names}, "cells": cells}
+    cs = EV.samp_claims(unit)
+    assert len(cs) == 6 and all(c["verdict"] == "holds" for c in cs)
+    claims = [{"id": "S1", "judge": "samp_pairs", "args": {"model": "m"}, "paper": "SAMP", "claim": "c", "evidence": "e",
+               "chapter": "samp"}]
+    assert EV.judge_claims(claims, [], {}, {}, {"samp_pool": [unit]})[0]["verdict"] == "holds"
+    for p in names:  # SAMP deletes worse than Guided IG everywhere: the claim fails
+        cells[p]["scores"]["samp"]["deletion"] = cells[p]["scores"]["guidedig"]["deletion"] + 0.05
+    assert EV.judge_claims(claims, [], {}, {}, {"samp_pool": [unit]})[0]["verdict"] == "does not hold"
