@@ -333,21 +333,16 @@ def idgi_claim_row(units: list[dict], metrics: list[str], models: list[str], see
     claim (Table 4, units at 8 and 128 steps) instead of IDGI-versus-base at 128 steps."""
     mine = [u for u in units if u["model"] in models]
     cells = table4_claims(mine, metrics, seed=seed) if steps else idgi_claims(idgi_units_at(mine, 128), metrics, seed)
-    if not cells:
-        return {}
-    verdict = combined_verdict([c["verdict"] for c in cells])
+    row = _combined_row(cells, lambda c: f"{c['model'].replace('efficientnet_', '')} {PATH_LABELS[c['path']]} {c['metric']}")
     missing = [m for m in models if m not in {c["model"] for c in cells}]
-    ours = "; ".join(f"{c['model'].replace('efficientnet_', '')} {PATH_LABELS[c['path']]} {c['metric']}: {c['ours_diff']:+.3f} "
-                     f"[{c['low']:+.3f}, {c['high']:+.3f}] ({c['verdict']})" for c in cells)
-    if missing:
-        ours += f"; {', '.join(missing)} not stored yet (partial run)"
-        if verdict == "holds":
-            verdict = "inconclusive"
-    return {"verdict": verdict, "ours": ours, "images": min(c["n_images"] for c in cells),
-            "model": ", ".join(dict.fromkeys(c["model"] for c in cells))}
+    if row and missing:
+        # A claim "for every model" cannot hold while a model is not stored; it can already fail.
+        row["ours"] += f"; {', '.join(missing)} not stored yet (partial run)"
+        if row["verdict"] == "holds":
+            row["verdict"] = "inconclusive"
+    return row
 
 
-# ------------------------------------------------------------------ RiemannOpt's Figure 3 (reference_insertion units)
 def insertion_claims(unit: dict, metric: str = "insertion_prob", seed: int = 0) -> list[dict]:
     """Per path and n of a reference_insertion unit: RiemannOpt's insertion score minus the baseline's, paired over the
     photos (claim: higher), with the relative change of the means (the paper's "up to 20 %")."""
@@ -367,16 +362,22 @@ def insertion_claims(unit: dict, metric: str = "insertion_prob", seed: int = 0) 
     return out
 
 
+def _combined_row(cells: list[dict], label, model: str | None = None) -> dict:
+    """A "What held" row from the cells of a claim made for all of them: the combined verdict, each cell's effect
+    (``label(cell)`` names it), the fewest images of any cell and the model(s)."""
+    if not cells:
+        return {}
+    ours = "; ".join(f"{label(c)}: {c['ours_diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] ({c['verdict']})" for c in cells)
+    return {"verdict": combined_verdict([c["verdict"] for c in cells]), "ours": ours,
+            "images": min(c["n_images"] for c in cells),
+            "model": model or ", ".join(dict.fromkeys(c["model"] for c in cells))}
+
+
 def insertion_claim_row(units: list[dict], model: str, seed: int = 0) -> dict:
     """The "What held" verdict of R5 (RiemannOpt improves insertion scores): combined over paths and n."""
     unit = next((u for u in units if u["model"] == model), None)
-    cells = insertion_claims(unit, seed=seed) if unit else []
-    if not cells:
-        return {}
-    ours = "; ".join(f"{PATH_LABELS[c['path']]} n = {c['n']}: {c['ours_diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] "
-                     f"({c['relative_change']:+.1%}, {c['verdict']})" for c in cells)
-    return {"verdict": combined_verdict([c["verdict"] for c in cells]), "ours": ours,
-            "images": min(c["n_images"] for c in cells), "model": model}
+    return _combined_row(insertion_claims(unit, seed=seed) if unit else [],
+                         lambda c: f"{PATH_LABELS[c['path']]} n = {c['n']} ({c['relative_change']:+.1%})", model)
 
 
 def insertion_table1_agreement(unit: dict, table1_units: list[dict]) -> float:
@@ -420,13 +421,7 @@ def samp_claims(unit: dict, seed: int = 0) -> list[dict]:
 def samp_claim_row(units: list[dict], model: str, seed: int = 0) -> dict:
     """The "What held" verdict of S1 (SAMP beats IG, BlurIG and Guided IG on deletion and insertion), combined."""
     unit = next((u for u in units if u["model"] == model), None)
-    cells = samp_claims(unit, seed) if unit else []
-    if not cells:
-        return {}
-    ours = "; ".join(f"SAMP − {PATH_LABELS[c['path']]}, {c['metric']}: {c['ours_diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] "
-                     f"({c['verdict']})" for c in cells)
-    return {"verdict": combined_verdict([c["verdict"] for c in cells]), "ours": ours,
-            "images": min(c["n_images"] for c in cells), "model": model}
+    return _combined_row(samp_claims(unit, seed) if unit else [], lambda c: f"SAMP − {PATH_LABELS[c['path']]}, {c['metric']}", model)
 
 
 STORED_UNITS = {"idgi_study": "idgi_study_*.json", "riemannopt_insertion": "riemannopt_insertion_*.json",

