@@ -209,7 +209,7 @@ def test_insertion_claims_pair_riemannopt_with_the_authors_baseline():
     assert row["verdict"] == "holds" and row["images"] == 20 and "+10." in row["ours"]
     t1 = {"model": "m", "path": "ig", "images": {"evaluated": names[::-1]},
           "results": {"linear_right": {"16": {"rel_error": [0.3] * 20}}, "riemannopt": {"16": {"rel_error": [0.2] * 19 + [0.25]}}}}
-    assert EV.insertion_table1_agreement(unit, [t1]) == pytest.approx(0.05)  # p0 is the last photo of t1's order
+    assert EV.insertion_table1_agreement(unit, [t1]) == {"ig": pytest.approx(0.05)}  # p0 is the last photo of t1's order
 
 
 def test_table4_pairs_the_8_and_128_step_units_photo_by_photo():

@@ -33,7 +33,7 @@ def test_dry_run_scores_the_table1_units_points_and_reproduces_their_errors(tmp_
             assert v["insertion_ratio"] == pytest.approx(v["insertion_prob"] / v["curve"][-1], rel=1e-5)
     # The same maps as the Table 1 unit's (same points, photo and pass size): the same completeness errors.
     unit = json.loads((tmp_path / "riemannopt_table1_efficientnet_lite0_ig.json").read_text())
-    assert EV.insertion_table1_agreement(rec, [unit]) < 1e-6
+    assert EV.insertion_table1_agreement(rec, [unit])["ig"] < 1e-6
     assert json.loads(ins.main(argv).read_text())["provenance"] == rec["provenance"]  # complete: kept as it is
     with pytest.raises(SystemExit, match="no Table 1 unit"):
         ins.main(argv[:-1] + ["--allow-dirty", "--model", "efficientnet_lite1"])
