@@ -258,10 +258,24 @@ def idgi_beside_markdown(unit: dict, metrics: list[str], labels: dict[str, str],
     return "\n".join(lines)
 
 
-def idgi_claims(units: list[dict], metrics: list[str], seed: int = 0) -> list[dict]:
+def _study_pair(study: dict | None, metric: str, base: str, highlight: str = "Inception V3") -> tuple[float | None, float | None]:
+    """The study's (IDGI, base) values for one metric on its ``highlight`` model (Tables 1–3 at 128 steps, Table 5)."""
+    if study is None:
+        return None, None
+    if metric in STUDY_METRICS:
+        row = study_values(study, metric, 128).get(highlight, {})
+    elif metric == "neg_log_mse":
+        row = {m: v["neg_log_mse"] for m, v in study_table(study, 5).items()}
+    else:
+        return None, None
+    return row.get(base + "+idgi"), row.get(base)
+
+
+def idgi_claims(units: list[dict], metrics: list[str], seed: int = 0, study: dict | None = None) -> list[dict]:
     """Per unit (model), base path and metric: IDGI's score minus its base path's, paired over the photos both keep;
     the claim is that IDGI scores better (higher, but lower for deletion, completeness, MSE and the relative error ρ;
-    Table 5: a higher −ln MSE, i.e. a more stable map)."""
+    Table 5: a higher −ln MSE, i.e. a more stable map); ``study`` (idgi_study_tables) puts its InceptionV3 difference
+    beside ours."""
     out = []
     for u in units:
         for base in IDGI_BASES:
@@ -274,7 +288,7 @@ def idgi_claims(units: list[dict], metrics: list[str], seed: int = 0) -> list[di
                     continue
                 better = "higher" if metric in IDGI_HIGHER else "lower"
                 out.append(claim(f"{PATH_LABELS[base]} + IDGI scores {better} (better) than {PATH_LABELS[base]} on {metric}",
-                                 a[keep], b[keep], better, seed=seed,
+                                 a[keep], b[keep], better, *_study_pair(study, metric, base), seed=seed,
                                  model=u["model"], path=base, metric=metric))
     return out
 

@@ -180,6 +180,12 @@ def test_idgi_claims_are_judged_per_model_path_and_metric():
     cells = EV.idgi_claims([u0], ["insertion_prob", "neg_log_mse"])
     assert len(cells) == 6 and all(c["verdict"] == "holds" and c["n_images"] == 24 for c in cells)
     assert EV.idgi_value(u0, "ig", "insertion_prob") == (pytest.approx(EV.idgi_per_image(u0, "ig", "insertion_prob").mean()), 24)
+    study = EV.load_paper("idgi_study_tables")
+    beside = EV.idgi_claims([u0], ["insertion_prob", "neg_log_mse"], study=study)
+    ins = EV.study_values(study, "insertion_prob", 128)["Inception V3"]
+    assert beside[0]["paper_diff"] == pytest.approx(ins["ig+idgi"] - ins["ig"])
+    t5 = EV.study_table(study, 5)
+    assert beside[1]["paper_diff"] == pytest.approx(t5["ig+idgi"]["neg_log_mse"] - t5["ig"]["neg_log_mse"])
     claims = [{"id": "I1", "judge": "idgi_pairs", "args": {"metrics": ["insertion_prob"], "models": ["m0", "m1"]},
                "paper": "IDGI study", "claim": "c", "evidence": "e", "chapter": "idgi_models"}]
     # every cell holds, but m1 is not stored: a claim "for every model" is not yet shown
