@@ -230,18 +230,24 @@ def idgi_table(unit: dict, metric: str, methods: list[str] | None = None, seed: 
     return out
 
 
+def _study_row(study: dict | None, metric: str, highlight: str = "Inception V3") -> dict[str, float]:
+    """{method: the study's value} of one metric on its ``highlight`` model: Tables 1–3 at 128 steps, or Table 5's
+    −ln MSE; empty without the study or for a metric it did not report."""
+    if study is None:
+        return {}
+    if metric in STUDY_METRICS:
+        return study_values(study, metric, 128).get(highlight, {})
+    if metric == "neg_log_mse":
+        return {m: v["neg_log_mse"] for m, v in study_table(study, 5).items()}
+    return {}
+
+
 def idgi_beside_markdown(unit: dict, metrics: list[str], labels: dict[str, str], study: dict | None = None,
                          highlight: str = "Inception V3", seed: int = 0) -> str:
     """One row per method of a reference_idgi unit (and its random control where the metric has one), one column per
     metric: 'ours [95 % CI] (photos) · **the study**' (its ``highlight`` model's value in its Tables 1–3 at 128 steps,
     or Table 5's −ln MSE; nothing beside our extra rows)."""
-    paper: dict[str, dict[str, float]] = {}
-    if study is not None:
-        for metric in metrics:
-            if metric in STUDY_METRICS:
-                paper[metric] = study_values(study, metric, 128).get(highlight, {})
-            elif metric == "neg_log_mse":
-                paper[metric] = {m: v["neg_log_mse"] for m, v in study_table(study, 5).items()}
+    paper = {metric: _study_row(study, metric, highlight) for metric in metrics}
     first = unit["cells"][unit["images"]["evaluated"][0]]
     has = {m: {k for k in (*first["scores"].get(m, {}), *first["jpeg"].get(m, {}))} for m in [*unit["methods"], "random"]}
     lines = ["| method | " + " | ".join(f"{m}: ours [95 % CI] (photos) · **study**" for m in metrics) + " |",
@@ -260,14 +266,7 @@ def idgi_beside_markdown(unit: dict, metrics: list[str], labels: dict[str, str],
 
 def _study_pair(study: dict | None, metric: str, base: str, highlight: str = "Inception V3") -> tuple[float | None, float | None]:
     """The study's (IDGI, base) values for one metric on its ``highlight`` model (Tables 1–3 at 128 steps, Table 5)."""
-    if study is None:
-        return None, None
-    if metric in STUDY_METRICS:
-        row = study_values(study, metric, 128).get(highlight, {})
-    elif metric == "neg_log_mse":
-        row = {m: v["neg_log_mse"] for m, v in study_table(study, 5).items()}
-    else:
-        return None, None
+    row = _study_row(study, metric, highlight)
     return row.get(base + "+idgi"), row.get(base)
 
 
