@@ -219,8 +219,9 @@ def idgi_table(unit: dict, metric: str, methods: list[str] | None = None, seed: 
     (for SIC the CI is of the median of the per-photo AUCs, the statistic nearest its median curve)."""
     out = {}
     for m in methods or unit["methods"]:
-        value, n_used = idgi_value(unit, m, metric)
         v = idgi_per_image(unit, m, metric)
+        # Only PIC metrics aggregate otherwise than the mean of the per-photo values (and then only over kept photos).
+        value, n_used = idgi_value(unit, m, metric) if metric.startswith(("sic_", "aic_")) else (float(np.mean(v)), int(v.size))
         v = v[np.isfinite(v)]
         if v.size >= 2:
             ci = ST.bootstrap_ci(v, stat="median" if metric.startswith("sic_") else "mean", seed=seed)
@@ -320,6 +321,22 @@ def table4_values(units: list[dict], metrics: list[str], lo: int = 8, hi: int = 
         out[high["model"]] = {m: {k: idgi_value(_restrict(high, common), m, k)[0] - idgi_value(_restrict(low, common), m, k)[0]
                                   for k in metrics} for m in high["methods"]}
     return out
+
+
+def sweep_values(units: list[dict], model: str, metrics: list[str]) -> tuple[dict[str, dict[str, dict[int, float]]], list[str]]:
+    """The study's Figure 3 over stored units: ({metric: {method: {steps: value}}}, the photos) for one model, every
+    reference_idgi unit of it (one per step count) scored on the photos all of them hold, so the curves are comparable."""
+    mine = sorted((u for u in units if u["model"] == model), key=lambda u: u["settings"]["steps"])
+    if not mine:
+        return {}, []
+    common = [n for n in mine[0]["images"]["evaluated"] if all(n in u["cells"] for u in mine)]
+    out: dict = {k: {} for k in metrics}
+    for u in mine:
+        ru = _restrict(u, common)
+        for k in metrics:
+            for m in u["methods"]:
+                out[k].setdefault(m, {})[int(u["settings"]["steps"])] = idgi_value(ru, m, k)[0]
+    return out, common
 
 
 def table4_claims(units: list[dict], metrics: list[str], lo: int = 8, hi: int = 128, seed: int = 0) -> list[dict]:

@@ -244,6 +244,15 @@ def test_table4_pairs_the_8_and_128_step_units_photo_by_photo():
                "paper": "IDGI study", "claim": "c", "evidence": "e", "chapter": "sweeps"}]
     assert EV.judge_claims(claims, [], {}, {}, {"idgi_study": units})[0]["verdict"] == "holds"
     assert EV.judge_claims(claims, [], {}, {}, {"idgi_study": units[:1]})[0]["verdict"] == "not judged"  # no 8-step unit
+    # Figure 3 over the units: one curve point per stored step count, on the photos every unit holds.
+    mid = unit(32, 0)
+    del mid["cells"]["p0"]
+    mid["images"] = {"evaluated": names[1:]}
+    curves, photos = EV.sweep_values([*units, mid, {**mid, "model": "other"}], "m", ["insertion_prob"])
+    assert photos == names[1:] and sorted(curves["insertion_prob"]["ig"]) == [8, 32, 128]
+    assert curves["insertion_prob"]["ig"][128] == pytest.approx(np.mean([0.3 + 0.01 * i for i in range(1, 16)]))
+    assert curves["insertion_prob"]["ig"][8] - curves["insertion_prob"]["ig"][128] == pytest.approx(0.01)
+    assert EV.sweep_values(units, "absent", ["insertion_prob"]) == ({}, [])
 
 
 def test_samp_claims_need_better_deletion_and_insertion_than_every_base():
