@@ -293,6 +293,39 @@ def idgi_claims(units: list[dict], metrics: list[str], seed: int = 0, study: dic
     return out
 
 
+# Tolerance of idgi_recompute_gap.  The stored maps are float32 sums whose last bits move with the batch, the thread
+# count and the CPU's kernels (one thread takes other conv kernels than two, whatever the batch); the sum over 150k
+# pixels cancels, and with few steps the spread grows: on Lite0 (AMD EPYC), 1 against 2 threads moved IG's completeness
+# error by up to 5.2e-4 over the first four pool photos at 8 steps (batch size: < 1e-6) and by 4e-7 on chelsea at 128
+# steps; float64 differs from both by 7e-5 there.  2e-3 stays above that spread and far below the table's differences.
+RECOMPUTE_TOL = 2e-3
+
+
+def idgi_recompute_gap(unit: dict, methods: tuple[str, ...] = ("ig", "ig+idgi"),
+                       keys: tuple[str, ...] = ("insertion_prob", "deletion", "completeness"), batch_size: int = 16) -> tuple[str, float]:
+    """(photo, largest |recomputed − stored|): the unit's first photo explained again on the CPU with the unit's
+    settings (its 8-bit copy, target, steps, insertion start, ranking) for ``methods``, scored on ``keys``; compare it
+    with :data:`RECOMPUTE_TOL` (float32 rounding, not a finding)."""
+    import torch
+
+    from . import evaluation as EV
+    from . import metrics as M
+    from .data import load_images
+    from .models import load_model
+
+    s, name = unit["settings"], unit["images"]["evaluated"][0]
+    cell = unit["cells"][name]
+    net, size, _ = load_model(unit["model"], torch.device("cpu"))
+    x, _ = load_images(s["source"], size=size, names=[name])
+    xq = M._to_uint8(x).float() / 255
+    target = torch.tensor([cell["target"]])
+    maps = EV.method_maps(net, xq, list(methods), s["steps"], None, target, "prob", batch_size, s["path_kwargs"])
+    tab = EV.metric_table(net, xq, maps, list(keys), target, steps=s["insertion_steps"], insertion_start=s["insertion_start"],
+                          reduce=s["reduce"], pic_start=s["pic_start"], min_pred_value=s["min_pred_value"], seed=s["seed"],
+                          batch_size=batch_size)
+    return name, max(abs(tab[m][k]["per_image"][0] - cell["scores"][m][k]) for m in methods for k in keys)
+
+
 def idgi_units_at(units: list[dict], steps: int = 128) -> list[dict]:
     """The reference_idgi units made at ``steps`` (128: the study's Tables 1–3 and 5; 8: Table 4's other end)."""
     return [u for u in units if u.get("settings", {}).get("steps") == steps]
