@@ -198,10 +198,11 @@ def idgi_per_image(unit: dict, method: str, metric: str) -> np.ndarray:
     return np.array([cells[n]["scores"][method][metric] for n in unit["images"]["evaluated"]], dtype=float)
 
 
-def idgi_value(unit: dict, method: str, metric: str) -> tuple[float, int]:
+def idgi_value(unit: dict, method: str, metric: str, per_image: np.ndarray | None = None) -> tuple[float, int]:
     """The table value of one method and metric over a unit's photos, as the study aggregates, and the photos it used:
     the mean (insertion, deletion, completeness, Table 5), the AUC of the mean curve (AIC) or of the median curve
-    (SIC) over the photos the PIC metric keeps, rebuilt from the stored raw points (metrics.pic_from_points)."""
+    (SIC) over the photos the PIC metric keeps, rebuilt from the stored raw points (metrics.pic_from_points).
+    ``per_image``: :func:`idgi_per_image`'s values when the caller already read them (used by the mean)."""
     from . import metrics as M
 
     if metric.startswith(("sic_", "aic_")):
@@ -210,7 +211,7 @@ def idgi_value(unit: dict, method: str, metric: str) -> tuple[float, int]:
                                 [p["reason"] for p in pts])
         n_valid = int(res.valid.sum())
         return (M.aggregate_pic(res)[1] if n_valid else float("nan")), n_valid
-    v = idgi_per_image(unit, method, metric)
+    v = idgi_per_image(unit, method, metric) if per_image is None else per_image
     return float(np.mean(v)), int(v.size)
 
 
@@ -220,8 +221,7 @@ def idgi_table(unit: dict, metric: str, methods: list[str] | None = None, seed: 
     out = {}
     for m in methods or unit["methods"]:
         v = idgi_per_image(unit, m, metric)
-        # Only PIC metrics aggregate otherwise than the mean of the per-photo values (and then only over kept photos).
-        value, n_used = idgi_value(unit, m, metric) if metric.startswith(("sic_", "aic_")) else (float(np.mean(v)), int(v.size))
+        value, n_used = idgi_value(unit, m, metric, v)
         v = v[np.isfinite(v)]
         if v.size >= 2:
             ci = ST.bootstrap_ci(v, stat="median" if metric.startswith("sic_") else "mean", seed=seed)
