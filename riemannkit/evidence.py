@@ -608,12 +608,15 @@ def provenance_line(unit: dict) -> str:
     """One sentence naming where a stored unit came from: commit, command, device, versions, images, date, wall time."""
     p = unit.get("provenance", {})
     imgs = unit.get("images", {})
+    n_eval = len(imgs.get("evaluated", []))
+    # What a reader planning a rerun needs: the unit's time over the photos it evaluated (calibration included).
+    per_photo = f" ({p['wall_s'] / n_eval:.0f} s per evaluated photo)" if n_eval and isinstance(p.get("wall_s"), (int, float)) else ""
     return (f"`{unit.get('file', '?')}`: commit {str(p.get('git_commit', '?'))[:10]}{' (dirty)' if p.get('dirty') else ''}, "
             f"{p.get('device', '?')}, torch {p.get('torch', '?')}, numpy {p.get('numpy', '?')}, scipy {p.get('scipy', '?')}, "
-            f"pillow {p.get('pillow', '?')}; {len(imgs.get('evaluated', []))} evaluated photos"
+            f"pillow {p.get('pillow', '?')}; {n_eval} evaluated photos"
             + (f", {len(imgs['calibration'])} calibration photos ({', '.join(imgs['calibration'])})" if imgs.get("calibration") else "")
             + f"; "
-            f"{p.get('date', '?')}, wall time {p.get('wall_s', '?')} s; command: `{p.get('command', '?')}`")
+            f"{p.get('date', '?')}, wall time {p.get('wall_s', '?')} s{per_photo}; command: `{p.get('command', '?')}`")
 
 
 def cross_n_claim(units: list[dict], path: str, n_opt: int, n_base: int, paper: dict | None = None, seed: int = 0) -> dict | None:

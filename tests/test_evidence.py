@@ -273,3 +273,12 @@ def test_samp_claims_need_better_deletion_and_insertion_than_every_base():
     for p in names:  # SAMP deletes worse than Guided IG everywhere: the claim fails
         cells[p]["scores"]["samp"]["deletion"] = cells[p]["scores"]["guidedig"]["deletion"] + 0.05
     assert EV.judge_claims(claims, [], {}, {}, {"samp_pool": [unit]})[0]["verdict"] == "does not hold"
+
+
+def test_provenance_line_names_the_commit_command_and_time_per_photo():
+    unit = {"file": "u.json", "images": {"evaluated": ["a", "b", "c", "d"]},
+            "provenance": {"git_commit": "0123456789abcdef", "device": "cpu", "wall_s": 100.0, "command": "python x.py"}}
+    line = EV.provenance_line(unit)
+    assert "commit 0123456789" in line and "`python x.py`" in line
+    assert "wall time 100.0 s (25 s per evaluated photo)" in line
+    assert "per evaluated photo" not in EV.provenance_line({**unit, "images": {"evaluated": []}})
