@@ -610,7 +610,7 @@ def provenance_line(unit: dict) -> str:
     imgs = unit.get("images", {})
     n_eval = len(imgs.get("evaluated", []))
     # What a reader planning a rerun needs: the unit's time over the photos it evaluated (calibration included).
-    per_photo = f" ({p['wall_s'] / n_eval:.0f} s per evaluated photo)" if n_eval and isinstance(p.get("wall_s"), (int, float)) else ""
+    per_photo = f" ({p['wall_s'] / n_eval:.0f} s of wall time per evaluated photo)" if n_eval and isinstance(p.get("wall_s"), (int, float)) else ""
     return (f"`{unit.get('file', '?')}`: commit {str(p.get('git_commit', '?'))[:10]}{' (dirty)' if p.get('dirty') else ''}, "
             f"{p.get('device', '?')}, torch {p.get('torch', '?')}, numpy {p.get('numpy', '?')}, scipy {p.get('scipy', '?')}, "
             f"pillow {p.get('pillow', '?')}; {n_eval} evaluated photos"

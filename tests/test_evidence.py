@@ -280,5 +280,5 @@ def test_provenance_line_names_the_commit_command_and_time_per_photo():
             "provenance": {"git_commit": "0123456789abcdef", "device": "cpu", "wall_s": 100.0, "command": "python x.py"}}
     line = EV.provenance_line(unit)
     assert "commit 0123456789" in line and "`python x.py`" in line
-    assert "wall time 100.0 s (25 s per evaluated photo)" in line
+    assert "wall time 100.0 s (25 s of wall time per evaluated photo)" in line
     assert "per evaluated photo" not in EV.provenance_line({**unit, "images": {"evaluated": []}})
