@@ -254,10 +254,12 @@ def provenance(args, device, code: dict, wheels: dict) -> dict:
     import torch
     import torchvision
 
+    from riemannkit.book import device_name
+
     prov = {
         "command": "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT) if os.path.isabs(sys.argv[0]) else sys.argv[0], *sys.argv[1:]]),
         **code,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": device_name(device),
         "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
         "numpy": np.__version__, "scipy": scipy.__version__, "pillow": PIL.__version__,
         "cuda": torch.version.cuda if device.type == "cuda" else None, "torch_cuda_build": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,

@@ -28,9 +28,7 @@ git tree unless --allow-dirty, which records the sha256 of `git diff HEAD`.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import platform
 import shlex
 import sys
 import time
@@ -62,20 +60,6 @@ SCHEMA = 1
 # (byte for byte at HEAD), so a run can span commits (and sessions) that change other files.
 CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "paths", "blur", "schedule", "metrics", "models", "data",
                                                    "pool", "validate")) + ("benchmarks/reference_riemannopt.py",)
-
-
-def versions() -> dict:
-    import PIL
-    import scipy
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "pillow": PIL.__version__}
-
-
-def device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def choose_images(args, model_name: str) -> tuple[str, list[str], str, list[str]]:
@@ -165,8 +149,8 @@ def run_unit(net, size: int, path: str, args, x_eval, names, x_cal, calib, setti
 
     t0 = time.time()
     kw = path_kwargs(path, args)
-    part = {**state, "command": command, "device": device_name(dev), **versions(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    part = {k: v for k, v in B.provenance(command, dev).items() if k != "started_unix"}
+    part.update(state)  # the code that runs: commit, dirty-tree hashes, code_sha256 over CODE_FILES
     if resume is not None:
         # Same settings and same code (code_sha256): keep the calibration and the finished n, compute the rest.
         c = resume["calibration"]
@@ -275,9 +259,7 @@ def stored_unit(file: Path, state: dict, settings: dict) -> dict | None:
         rec = json.loads(file.read_text())
     except json.JSONDecodeError:
         return None
-    prov = rec.get("provenance", {})
-    same_code = all(prov.get(key) == state.get(key) for key in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
-    if same_code and rec.get("settings") == settings and rec.get("schema") == SCHEMA:
+    if B.same_code(rec.get("provenance", {}), state) and rec.get("settings") == settings and rec.get("schema") == SCHEMA:
         return rec
     return None
 
@@ -340,10 +322,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
             print(f"resume {file}: cells stored for n in {done}", flush=True)
 
         def save(rec: dict, file: Path = file) -> None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(rec, indent=1))
-            tmp.replace(file)  # a killed run never leaves a half-written file
+            B.write_json_atomic(file, rec)
 
         rec = run_unit(net, size, path, args, x_eval, names, x_cal, calib, settings, state, command, dev, resume=prev, save=save)
         save(rec)

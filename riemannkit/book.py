@@ -119,19 +119,38 @@ def code_sha256(files: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def device_name(device: torch.device | str) -> str:
+    """The device as stored results name it: the GPU's name, or the CPU with its thread count."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def same_code(prov: dict, state: dict) -> bool:
+    """Whether a stored run's provenance names the same code as ``state`` (code_sha256 and any dirty-tree hashes)."""
+    return all(prov.get(k) == state.get(k) for k in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
+
+
+def write_json_atomic(file: str | Path, record: dict) -> Path:
+    """Write ``record`` as indented JSON through a temporary file, so a killed run never leaves a half-written file."""
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(file)
+    return file
+
+
 def provenance(command: str | None = None, device: torch.device | str | None = None) -> dict:
     """Where a number came from: command, git commit (and whether the tree was dirty), device, versions, date."""
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-    else:
-        name = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     state = code_state(allow_dirty=True)
     prov = {
         "command": command or " ".join(sys.argv),
         "git_commit": state.pop("git_commit"),
         "dirty": state.pop("dirty"),
-        "device": name,
+        "device": device_name(dev),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda if dev.type == "cuda" else None,
@@ -169,9 +188,8 @@ class PhotoRun:
             rec = json.loads(self.file.read_text())
         except json.JSONDecodeError:
             return None
-        prov = rec.get("provenance", {})
-        same_code = all(prov.get(k) == state.get(k) for k in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
-        return rec if same_code and rec.get("schema") == self.schema and rec.get("settings") == self.settings else None
+        ok = same_code(rec.get("provenance", {}), state)
+        return rec if ok and rec.get("schema") == self.schema and rec.get("settings") == self.settings else None
 
     def todo(self) -> list[str]:
         """The planned photos not stored yet, in order."""
@@ -186,11 +204,7 @@ class PhotoRun:
                 "provenance": {**parts[-1], "wall_s": round(sum(p["wall_s"] for p in parts), 1), "parts": parts}}
 
     def save(self) -> Path:
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.record(), indent=1))
-        tmp.replace(self.file)  # a killed run never leaves a half-written file
-        return self.file
+        return write_json_atomic(self.file, self.record())
 
     def add(self, name: str, cell: dict) -> None:
         """Store one photo's cell and rewrite the file."""
