@@ -396,7 +396,13 @@ def idgi_claim_row(units: list[dict], metrics: list[str], models: list[str], see
     claim (Table 4, units at 8 and 128 steps) instead of IDGI-versus-base at 128 steps."""
     mine = [u for u in units if u["model"] in models]
     cells = table4_claims(mine, metrics, seed=seed) if steps else idgi_claims(idgi_units_at(mine, 128), metrics, seed)
-    row = _combined_row(cells, lambda c: f"{c['model'].replace('efficientnet_', '')} {PATH_LABELS[c['path']]} {c['metric']}")
+    return _every_model(cells, models, lambda c: f"{PATH_LABELS[c['path']]} {c['metric']}")
+
+
+def _every_model(cells: list[dict], models: list[str], label) -> dict:
+    """The combined row of a claim made for every model in ``models``: each cell named by its model and
+    ``label(cell)``; 'inconclusive' at best while a model has no cell."""
+    row = _combined_row(cells, lambda c: f"{c['model'].replace('efficientnet_', '')} {label(c)}")
     missing = [m for m in models if m not in {c["model"] for c in cells}]
     if row and missing:
         # A claim "for every model" cannot hold while a model is not stored; it can already fail.
@@ -482,10 +488,11 @@ def samp_claims(unit: dict, seed: int = 0) -> list[dict]:
     return out
 
 
-def samp_claim_row(units: list[dict], model: str, seed: int = 0) -> dict:
-    """The "What held" verdict of S1 (SAMP beats IG, BlurIG and Guided IG on deletion and insertion), combined."""
-    unit = next((u for u in units if u["model"] == model), None)
-    return _combined_row(samp_claims(unit, seed) if unit else [], lambda c: f"SAMP − {PATH_LABELS[c['path']]}, {c['metric']}", model)
+def samp_claim_row(units: list[dict], models: list[str], seed: int = 0) -> dict:
+    """The "What held" verdict of S1 (SAMP beats IG, BlurIG and Guided IG on deletion and insertion), combined over
+    the models' units ('inconclusive' at best while a model has none)."""
+    cells = [c for u in units if u["model"] in models for c in samp_claims(u, seed)]
+    return _every_model(cells, models, lambda c: f"SAMP − {PATH_LABELS[c['path']]}, {c['metric']}")
 
 
 STORED_UNITS = {"idgi_study": "idgi_study_*.json", "riemannopt_insertion": "riemannopt_insertion_*.json",
@@ -695,7 +702,7 @@ def judge_claims(claims: list[dict], units: list[dict], paper: dict, records: di
         elif c.get("judge") == "riemannopt_insertion":
             row.update(insertion_claim_row(stored.get("riemannopt_insertion", []), c["args"]["model"]))
         elif c.get("judge") == "samp_pairs":
-            row.update(samp_claim_row(stored.get("samp_pool", []), c["args"]["model"]))
+            row.update(samp_claim_row(stored.get("samp_pool", []), c["args"]["models"]))
         elif c.get("judge") in ("idgi_pairs", "idgi_steps"):
             row.update(idgi_claim_row(stored.get("idgi_study", []), c["args"]["metrics"], c["args"]["models"],
                                       steps=c["judge"] == "idgi_steps"))

@@ -267,9 +267,14 @@ def test_samp_claims_need_better_deletion_and_insertion_than_every_base():
     unit = {"model": "m", "images": {"evaluated": names}, "cells": cells}
     cs = EV.samp_claims(unit)
     assert len(cs) == 6 and all(c["verdict"] == "holds" for c in cs)
-    claims = [{"id": "S1", "judge": "samp_pairs", "args": {"model": "m"}, "paper": "SAMP", "claim": "c", "evidence": "e",
+    claims = [{"id": "S1", "judge": "samp_pairs", "args": {"models": ["m"]}, "paper": "SAMP", "claim": "c", "evidence": "e",
                "chapter": "samp"}]
     assert EV.judge_claims(claims, [], {}, {}, {"samp_pool": [unit]})[0]["verdict"] == "holds"
+    # Made for every model: holding on one cannot make it hold while another model has no unit.
+    two = [{**claims[0], "args": {"models": ["m", "m2"]}}]
+    row = EV.judge_claims(two, [], {}, {}, {"samp_pool": [unit]})[0]
+    assert row["verdict"] == "inconclusive" and "m2 not stored yet" in row["ours"]
+    assert EV.judge_claims(two, [], {}, {}, {"samp_pool": [unit, {**unit, "model": "m2"}]})[0]["verdict"] == "holds"
     for p in names:  # SAMP deletes worse than Guided IG everywhere: the claim fails
         cells[p]["scores"]["samp"]["deletion"] = cells[p]["scores"]["guidedig"]["deletion"] + 0.05
     assert EV.judge_claims(claims, [], {}, {}, {"samp_pool": [unit]})[0]["verdict"] == "does not hold"
