@@ -58,9 +58,10 @@ def test_stored_reference_cells_are_reproduced(row, threads):
         torch.set_num_threads(before)
     cell = unit["results"][row][str(n)]
     assert r.n_gradients == cell["n_gradients"]
-    delta_f = torch.tensor(cell["f_input"][:PHOTOS], dtype=torch.float64) - torch.tensor(cell["f_baseline"][:PHOTOS], dtype=torch.float64)
-    for mine, stored in ((r.attr.double().flatten(1).sum(1), cell["sum_attr"]),
-                         (r.f_input.double(), cell["f_input"]), (r.f_baseline.double(), cell["f_baseline"])):
-        stored = torch.tensor(stored[:PHOTOS], dtype=torch.float64)
-        gap = ((mine - stored).abs() / delta_f.abs()).max().item()
-        assert gap < TOL, f"{row}, {threads} thread(s): recomputed differs from stored by {gap:.2e} of |Δf| (TOL {TOL})"
+    f_input, f_baseline = (torch.tensor(cell[k][:PHOTOS], dtype=torch.float64) for k in ("f_input", "f_baseline"))
+    # f(x) and f(x') are single forward passes: they move by < 1e-6 relative with the threads, so their old bound stays.
+    torch.testing.assert_close(r.f_input.double(), f_input, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(r.f_baseline.double(), f_baseline, rtol=1e-4, atol=1e-6)
+    stored = torch.tensor(cell["sum_attr"][:PHOTOS], dtype=torch.float64)
+    gap = ((r.attr.double().flatten(1).sum(1) - stored).abs() / (f_input - f_baseline).abs()).max().item()
+    assert gap < TOL, f"{row}, {threads} thread(s): recomputed Σ attr differs from stored by {gap:.2e} of |Δf| (TOL {TOL})"
