@@ -44,7 +44,7 @@ chromium:
 
 # Loads every page of _build/html in headless Chromium with no network: tables, math, images, links, JS errors.
 check-book: install chromium
-	$(BIN)/python tools/check_book.py _build/html --screenshots _build/screenshots
+	$(BIN)/python tools/check_book.py _build/html --screenshots _build/screenshots --phone
 
 # Each notebooks/<name>.ipynb must be what its source chapters/<name>.md gives.
 check-chapters: install

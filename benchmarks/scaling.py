@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", default=None, help="default: _build/benchmarks/scaling_<device>.json; name a file under results/ to store it")
     args = ap.parse_args()
     device = resolve_device(args.device)
     if args.threads:
@@ -84,8 +84,9 @@ def main() -> None:
     record = {"benchmark": "scaling", "provenance": prov, "config": vars(args), "limits": limits, "rows": rows,
               "notes": "rk_vs_limit = riemannkit's gradient points/s over the limit's (the f(x) forward and the short last "
                        "pass are riemannkit's overhead); fp32, IG, left rule, black baseline, the shipped photos."}
-    book.save_json(args.out or f"results/scaling_{device.type}.json", record)
-    print("wrote", args.out or f"results/scaling_{device.type}.json")
+    out = args.out or book.BUILD_DIR / "benchmarks" / f"scaling_{device.type}.json"  # results/ only when named
+    book.save_json(out, record)
+    print("wrote", out)
 
 
 if __name__ == "__main__":

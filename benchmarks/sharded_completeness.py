@@ -55,8 +55,9 @@ def main() -> None:
     ap.add_argument("--steps", nargs="+", type=int, default=[16, 64, 256])
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="auto", help="'auto': cuda:LOCAL_RANK if CUDA is available, else cpu")
-    ap.add_argument("--shard-dir", default="results/sharded_completeness_shards")
-    ap.add_argument("--out", default="results/sharded_completeness.json")
+    ap.add_argument("--shard-dir", default=str(book.BUILD_DIR / "benchmarks" / "sharded_completeness_shards"))
+    ap.add_argument("--out", default=str(book.BUILD_DIR / "benchmarks" / "sharded_completeness.json"),
+                    help="name a file under results/ to store it")
     args = ap.parse_args()
     if args.path == "guidedig" and args.rule != "left":
         ap.error("--path guidedig takes only --rule left")

@@ -13,6 +13,7 @@ import ast
 import datetime as _dt
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -27,7 +28,10 @@ import numpy as np
 import torch
 
 from . import evaluation as EV
+from . import units as U
 from .models import resolve_device
+# The stored units' numerics, variants, names and writes live in riemannkit.units; the book re-exports them.
+from .units import numerics, set_numerics, unit_file_name, unit_variant, write_json_atomic  # noqa: F401
 
 
 # ------------------------------------------------------------------------------- results and provenance
@@ -91,31 +95,39 @@ def code_state(allow_dirty: bool = True) -> dict:
     state["git_diff_sha256"] = hashlib.sha256(_git("diff", "HEAD") or b"").hexdigest()
     # `git diff HEAD` omits untracked files: hash them too (path and content, in sorted order).
     root = Path((_git("rev-parse", "--show-toplevel") or b".").decode().strip())
-    untracked = sorted((_git("ls-files", "--others", "--exclude-standard", "-z") or b"").decode().split("\0")[:-1])
-    h = hashlib.sha256()
-    for name in untracked:
-        h.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    # From the top level: run inside riemannkit/, ls-files would list only that folder's files, relative to it.
+    untracked = sorted((_git("-C", str(root), "ls-files", "--others", "--exclude-standard", "-z") or b"").decode().split("\0")[:-1])
     state["untracked_files"] = untracked
-    state["untracked_sha256"] = h.hexdigest()
+    state["untracked_sha256"] = files_sha256(root, untracked)
     state["note"] = ("run from a dirty tree: the code is git_commit plus the uncommitted changes whose sha256 is "
                      "git_diff_sha256 (git diff HEAD) and untracked_sha256 (the untracked files listed)")
     return state
 
 
-def code_sha256(files: Sequence[str]) -> str:
-    """sha256 over the committed contents (at HEAD) of ``files``, paths relative to the repository root (a file not yet committed: its working copy)."""
+def files_sha256(root: Path, names: Sequence[str]) -> str:
+    """sha256 over the names and contents of ``names`` (paths under ``root``), in the given order: what
+    code_state records for the untracked files of a dirty tree."""
     import hashlib
 
     h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode() + b"\0" + (Path(root) / name).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def code_sha256(files: Sequence[str]) -> str:
+    """sha256 over the working copies of ``files`` (paths relative to the repository root): the code that runs; in a
+    clean tree these are HEAD's committed contents, so a clean run's hash is its commit's."""
+    import hashlib
+
+    root = Path((_git("rev-parse", "--show-toplevel") or b"").decode().strip() or REPO_ROOT)
+    h = hashlib.sha256()
     for f in files:
-        blob = _git("show", f"HEAD:{f}")
-        if blob is None:
-            # Not committed yet (a dirty tree, whose diff hashes code_state records): its working copy.
-            root = Path((_git("rev-parse", "--show-toplevel") or b".").decode().strip())
-            if not (root / f).is_file():
-                raise FileNotFoundError(f"{f} is neither committed at HEAD nor in the working tree")
-            blob = b"uncommitted\0" + (root / f).read_bytes()
-        h.update(f.encode() + b"\0" + blob + b"\0")
+        # The working copy, not `git show HEAD:f`: in a dirty tree (or a checkout whose .git is stale) HEAD's blob is
+        # not the code that ran, and a resume must compare the code that ran.
+        if not (root / f).is_file():
+            raise FileNotFoundError(f"{f} is not in the working tree")
+        h.update(f.encode() + b"\0" + (root / f).read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -125,21 +137,6 @@ def device_name(device: torch.device | str) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def same_code(prov: dict, state: dict) -> bool:
-    """Whether a stored run's provenance names the same code as ``state`` (code_sha256 and any dirty-tree hashes)."""
-    return all(prov.get(k) == state.get(k) for k in ("code_sha256", "git_diff_sha256", "untracked_sha256"))
-
-
-def write_json_atomic(file: str | Path, record: dict) -> Path:
-    """Write ``record`` as indented JSON through a temporary file, so a killed run never leaves a half-written file."""
-    file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(file)
-    return file
 
 
 def provenance(command: str | None = None, device: torch.device | str | None = None) -> dict:
@@ -154,6 +151,7 @@ def provenance(command: str | None = None, device: torch.device | str | None = N
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda if dev.type == "cuda" else None,
+        "numerics": numerics(dev),  # TF32, threads, determinism: what moves float results (units.unit_variant reads it)
         # the versions that shape stored numbers: pillow's codecs drive the JPEG study and PIC
         **{m: _version(m) for m in ("numpy", "scipy", "pillow", "captum")},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -163,33 +161,84 @@ def provenance(command: str | None = None, device: torch.device | str | None = N
     return prov
 
 
+# ------------------------------------------------------------------------------- stored reference units
+# Where the reference scripts write: evidence goes to results/reference only when asked by name (--out-dir);
+# by default to _build/reference, and a dry run (never evidence) to _build/reference_dry_run, never under results/.
+BUILD_DIR = REPO_ROOT / "_build"
+
+
+def add_unit_arguments(ap) -> None:
+    """The options every reference script shares: --out-dir, --overwrite, --allow-tf32, --allow-dirty."""
+    ap.add_argument("--out-dir", default=None,
+                    help="where the units go (default: _build/reference, a dry run _build/reference_dry_run); "
+                         "pass results/reference to store evidence")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace a stored unit made with other settings, code or numerics (or a complete one)")
+    ap.add_argument("--allow-tf32", action="store_true",
+                    help="on CUDA, let convolutions and matmuls use TF32 (variant 'cuda_tf32'); default strict fp32")
+    ap.add_argument("--allow-dirty", action="store_true",
+                    help="store from a dirty tree, recording the sha256 of git diff HEAD")
+
+
+def reference_out_dir(out_dir: str | Path | None, dry_run: bool) -> Path:
+    """The folder a reference script writes to: ``out_dir`` as given, else _build/reference (_build/reference_dry_run
+    for a dry run); a dry run under the repository's results/ is refused (its units are not evidence)."""
+    if out_dir is None:
+        return BUILD_DIR / ("reference_dry_run" if dry_run else "reference")
+    folder = Path(out_dir).resolve()
+    if dry_run and (folder == RESULTS_DIR or RESULTS_DIR in folder.parents):
+        raise SystemExit(f"--out-dir {out_dir} is inside results/: a dry run's units are not evidence and never go "
+                         f"there; leave --out-dir out (default {BUILD_DIR / 'reference_dry_run'}) or pass another folder")
+    return folder
+
+
+def unit_path(out_dir: str | Path, kind: str, model: str, variant: str, path: str | None = None,
+              steps: int | None = None) -> Path:
+    """``out_dir``/the unit's file name (units.unit_stem, units.variant_file_name)."""
+    return Path(out_dir) / U.variant_file_name(U.unit_stem(kind, model, path, steps), variant)
+
+
+# A photo-by-photo run stops after the photo that passes this time (seconds since the epoch, in the environment):
+# the GPU suite sets it so that a unit longer than a device call's budget comes back partial and resumes next time.
+STOP_AT_ENV = "RIEMANNKIT_STOP_AT"
+
+
+class DeadlineReached(RuntimeError):
+    """A photo-by-photo run stopped at its deadline (:data:`STOP_AT_ENV`) after saving what it finished; a rerun resumes it."""
+
+
 class PhotoRun:
-    """A reference run stored photo by photo in one JSON file (settings['images'] lists the photos, in order).
+    """A reference unit stored photo by photo in one JSON file (settings['images'] lists the photos, in order).
 
-    It resumes a file made with the same schema, settings and code (``state['code_sha256']`` and, for a dirty tree,
-    its diff hashes: see :func:`code_state`), rewrites the file atomically after every photo, so a killed run keeps
-    what it finished, and lists each session's share (commit, command, device, versions, photos, wall time) under
-    provenance.parts."""
+    It holds the unit's lock (units.lock_unit) from construction to :meth:`finish`, so a second run on the same unit
+    is refused.  It resumes a stored unit only when its model, schema, settings, code (``state['code_sha256']`` and,
+    for a dirty tree, its diff hashes: see :func:`code_state`) and numerics variant are this run's, after checking
+    every stored cell (units.check_unit); any other stored file stops the run with an error naming the difference
+    and is kept, unless ``overwrite``.  The file is rewritten atomically after every photo (a killed run keeps what
+    it finished) and lists each session's share (commit, command, device, numerics, photos, wall time) under
+    provenance.parts.  ``header`` holds the unit's 'benchmark' and 'model' (and what its cells are checked against:
+    'methods' and 'metrics', or 'baseline'); the file name must be the unit's (units.unit_file_name)."""
 
-    def __init__(self, file: str | Path, schema: int, settings: dict, state: dict, command: str, device, header: dict):
+    def __init__(self, file: str | Path, schema: int, settings: dict, state: dict, command: str, device, header: dict,
+                 overwrite: bool = False):
         self.file, self.schema, self.settings, self.header = Path(file), schema, settings, header
-        prev = self._stored(state)
+        part = provenance(command, device)
+        part.pop("started_unix")
+        self.part, self.variant = {**part, **state}, U.numerics_variant(part["numerics"])
+        name = U.unit_file_name({**header, "schema": schema, "settings": settings, "provenance": self.part})
+        if self.file.name != name:
+            raise ValueError(f"file={str(file)!r}: this unit's file name is {name!r} (units.unit_file_name)")
+        self.lock = U.lock_unit(self.file)
+        try:
+            prev = U.resumable(self.file, {**header, "schema": schema, "settings": settings, "state": state,
+                                           "variant": self.variant}, overwrite)
+        except BaseException:
+            self.lock.release()
+            raise
         self.resumed = prev is not None
         self.cells: dict = dict(prev["cells"]) if prev else {}
         self.parts: list = list(prev["provenance"]["parts"]) if prev else []
-        part = provenance(command, device)
-        part.pop("started_unix")
-        self.part, self.t0, self.added = {**part, **state}, time.time(), 0
-
-    def _stored(self, state: dict) -> dict | None:
-        if not self.file.is_file():
-            return None
-        try:
-            rec = json.loads(self.file.read_text())
-        except json.JSONDecodeError:
-            return None
-        ok = same_code(rec.get("provenance", {}), state)
-        return rec if ok and rec.get("schema") == self.schema and rec.get("settings") == self.settings else None
+        self.t0, self.added = time.time(), 0
 
     def todo(self) -> list[str]:
         """The planned photos not stored yet, in order."""
@@ -204,18 +253,34 @@ class PhotoRun:
                 "provenance": {**parts[-1], "wall_s": round(sum(p["wall_s"] for p in parts), 1), "parts": parts}}
 
     def save(self) -> Path:
-        return write_json_atomic(self.file, self.record())
+        return U.write_json_atomic(self.file, self.record())
 
     def add(self, name: str, cell: dict) -> None:
-        """Store one photo's cell and rewrite the file."""
-        self.cells[name] = cell
-        self.added += 1
+        """Check one photo's cell (units.check_cell), store it and rewrite the file."""
+        self.add_group({name: cell})
+
+    def add_group(self, cells: dict[str, dict]) -> None:
+        """Check several photos' cells, store them and rewrite the file once (a unit of 39 photos is megabytes of
+        JSON: one write per group of photos computed together, not one per photo)."""
+        for name, cell in cells.items():
+            U.check_cell({**self.header, "file": self.file.name, "settings": self.settings}, name, cell)
+        self.cells.update(cells)
+        self.added += len(cells)
         self.save()
+        stop_at = os.environ.get(STOP_AT_ENV)
+        if stop_at and self.todo() and time.time() >= float(stop_at):
+            self.finish()
+            raise DeadlineReached(f"{self.file.name}: stopped at the deadline ({STOP_AT_ENV}) with {len(self.cells)} of "
+                                  f"{len(self.settings['images'])} photos stored; a rerun with the same settings resumes it")
 
     def finish(self) -> Path:
-        """Write the file unless this session resumed a stored run and added nothing (it stays as it was)."""
-        if self.added or not self.resumed:
-            self.save()
+        """Write the file unless this session resumed a stored run and added nothing (it stays as it was); release
+        the unit's lock."""
+        try:
+            if self.added or not self.resumed:
+                self.save()
+        finally:
+            self.lock.release()
         return self.file
 
 
@@ -290,8 +355,15 @@ def apply_profile(chapter: str, profile: str, namespace: dict) -> dict:
 
 
 def stored_full_runs(chapter: str, folder: str | Path = RESULTS_DIR) -> list[dict]:
-    """The committed full-profile records of ``chapter`` (``<chapter>_full_*.json`` in ``folder``), by name."""
-    return [json.loads(f.read_text()) | {"file": f.name} for f in sorted(Path(folder).glob(f"{chapter}_full_*.json"))]
+    """The committed full-profile records of ``chapter`` (``<chapter>_full_*.json`` in ``folder``), by name; a file that
+    does not parse is a ValueError naming it."""
+    runs = []
+    for f in sorted(Path(folder).glob(f"{chapter}_full_*.json")):
+        try:
+            runs.append(json.loads(f.read_text()) | {"file": f.name})
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{f}: does not parse as JSON ({type(err).__name__}: {err}); it may be truncated") from None
+    return runs
 
 
 def render_full_runs(chapter: str, folder: str | Path = RESULTS_DIR) -> int:
@@ -307,7 +379,7 @@ def render_full_runs(chapter: str, folder: str | Path = RESULTS_DIR) -> int:
         display(Markdown(
             f"*No full-profile run of this chapter is committed yet (`results/{chapter}_full_*.json`): the full "
             "profile is GPU work and no GPU was available to the machines that built this book. "
-            "`python benchmarks/full_profile.py` makes and stores it.*"
+            "`python benchmarks/full_profile.py --store` makes and stores it.*"
         ))
     return len(runs)
 
@@ -394,15 +466,87 @@ def _coerce(name: str, value, hint):
     return value  # a hint this checker does not know: left as given
 
 
+# Integer parameters are counts (photos, steps, epochs, grid points, pass sizes, ...): at least 1.  These may be 0.
+NONNEGATIVE_PARAMETERS = ("seed", "seeds")
+
+
+def _check_count(name: str, value) -> None:
+    """An integer parameter (or an integer list's items) is >= 1, a seed >= 0: else ValueError naming it."""
+    minimum = 0 if name in NONNEGATIVE_PARAMETERS else 1
+    items = value if isinstance(value, list) else [value]
+    for i, v in enumerate(items):
+        if isinstance(v, int) and not isinstance(v, bool) and v < minimum:
+            at = f"{name}[{i}]" if isinstance(value, list) else name
+            raise ValueError(f"parameter {at}={v!r} must be >= {minimum} "
+                             f"({'a seed' if minimum == 0 else 'a count: photos, steps, points, epochs, ...'})")
+
+
 def check_parameters(namespace: dict) -> dict:
-    """Check and coerce every annotated parameter in ``namespace`` (a notebook's globals()); returns them by name."""
+    """Check and coerce every annotated parameter in ``namespace`` (a notebook's globals()); returns them by name.
+    Integers are counts, refused below 1 (a seed below 0: :data:`NONNEGATIVE_PARAMETERS`)."""
     hints = namespace.get("__annotations__", {})
     params = {}
     for name, hint in hints.items():
         if name not in namespace:
             continue
         params[name] = namespace[name] = _coerce(name, namespace[name], hint)
+        _check_count(name, params[name])
     return params
+
+
+def injected_parameters(namespace: dict) -> list[str]:
+    """The names papermill's injected-parameters cell assigned in this kernel, read from IPython's input history
+    (``In``: papermill's cell starts with the comment '# Parameters'); [] outside papermill."""
+    history = namespace.get("In") or namespace.get("_ih") or []
+    for src in reversed(list(history)):
+        if isinstance(src, str) and src.lstrip().startswith("# Parameters\n"):
+            try:
+                tree = ast.parse(src)
+            except SyntaxError:
+                return []
+            return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
+    return []
+
+
+def check_unknown_parameters(chapter: str, namespace: dict) -> None:
+    """Refuse a parameter papermill injected that the chapter does not declare (a misspelling would be ignored)."""
+    import difflib
+
+    declared = list(namespace.get("__annotations__", {}))
+    unknown = [n for n in injected_parameters(namespace) if n not in declared and not n.startswith("PAPERMILL_")]
+    if unknown:
+        hints = {n: difflib.get_close_matches(n, declared, 1) for n in unknown}
+        near = "; ".join(f"{n}: did you mean {h[0]}?" for n, h in hints.items() if h)
+        raise ValueError(f"unknown parameter(s) {unknown} for the {chapter} chapter{' (' + near + ')' if near else ''}; "
+                         f"accepted parameters: {', '.join(declared)}")
+
+
+def check_choices(namespace: dict) -> None:
+    """The parameters named after a registry hold its names, checked before any work: ``paths`` (riemannkit.paths),
+    ``methods`` (a path or its '+idgi' twin) and ``metrics`` (evaluation.METRICS), each a non-empty list."""
+    from .paths import PATH_NAMES
+
+    registries = {"paths": PATH_NAMES, "methods": EV.METHODS, "metrics": EV.METRICS}
+    for name, accepted in registries.items():
+        if name not in namespace.get("__annotations__", {}) or name not in namespace:
+            continue
+        values = namespace[name]
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"parameter {name}={values!r} must be a non-empty list; accepted values: {', '.join(accepted)}")
+        unknown = [v for v in values if v not in accepted]
+        if unknown:
+            raise ValueError(f"parameter {name} holds {unknown}; accepted values: {', '.join(accepted)}")
+
+
+def check_results_file(namespace: dict) -> Path | None:
+    """Where a chapter with ``save_results`` will write (``results_file`` inside results/), checked before any work:
+    a bad name, or an existing file without ``overwrite``, stops the chapter now instead of after its computation."""
+    if "results_file" not in namespace:
+        return None
+    path = results_path(namespace["results_file"])
+    if namespace.get("save_results"):
+        refuse_overwrite(path, namespace.get("overwrite", False))
+    return path
 
 
 def rerun_command(chapter: str, params: dict) -> str:
@@ -434,8 +578,10 @@ class Chapter:
 
 
 def setup(chapter: str, namespace: dict) -> Chapter:
-    """Check the parameters, apply ``profile`` where the chapter has profiles, seed torch and resolve the device."""
+    """Check the parameters before any work (unknown names papermill injected, types, counts >= 1, the results
+    file), apply ``profile`` where the chapter has profiles, seed torch and resolve the device."""
     wall_start = time.time()
+    check_unknown_parameters(chapter, namespace)
     params = check_parameters(namespace)
     full_settings = {}
     if "profile" in namespace and chapter in FULL_PROFILE:
@@ -444,6 +590,8 @@ def setup(chapter: str, namespace: dict) -> Chapter:
             params.update(check_parameters({**namespace, "__annotations__": {
                 k: v for k, v in namespace.get("__annotations__", {}).items() if k in full_settings}}))
             print("profile full:", full_settings)
+    check_choices(namespace)
+    check_results_file(namespace)
     torch.manual_seed(int(namespace.get("seed", 0)))
     dev = resolve_device(namespace.get("device", "auto"))
     prov = provenance(command=rerun_command(chapter, params), device=dev)

@@ -24,6 +24,7 @@ from torch import nn
 from . import integrate as I
 from . import metrics as M
 from . import paths as P
+from . import quadrature as Q
 from . import validate as V
 from .blur import gaussian_blur
 from .idgi import idgi_attribute
@@ -232,7 +233,9 @@ def weighted_integral(
     """Σ_i w_i ∇f(γ(α_i)) ⊙ γ'(α_i) at any nodes and weights, from riemannkit's engine (softmax probability)."""
     attr = torch.zeros_like(x, dtype=torch.float64)
     w = weights.double()
-    for rows, g in I.integrand_chunks(model, x, nodes, target, path, "prob", batch_size, **path_kwargs):
+    plan = I.make_plan(model, path, engine=I.Engine(batch_size=batch_size), nodes=nodes, **path_kwargs).replace(
+        target=torch.as_tensor(target, device=x.device))
+    for rows, g in I.integrand_chunks(plan, x):
         attr += torch.tensordot(w[rows].to(g.device), g.double(), dims=1)
     return attr
 
@@ -305,7 +308,7 @@ def rule_errors(g: Callable[[np.ndarray], np.ndarray], exact: float, n: int) -> 
     """Signed error Σ w_i g(α_i) − ∫₀¹ g of each rule with n gradient evaluations: riemannkit's rules,
     Captum's trapezoid and PAIR IG's weighting (float64)."""
     out = {}
-    for rule in I.RULES:
+    for rule in Q.rules_taking(n):  # Simpson's rule only at odd n
         a, w = I.rule_nodes(rule, n)
         out[rule] = float((w.numpy() * g(a.numpy())).sum() - exact)
     a, w = pair_ig_nodes(n)
@@ -531,9 +534,13 @@ def check_idgi(model: nn.Module, x: torch.Tensor, target: torch.Tensor, n: int =
     b = x.shape[0]
     f = torch.empty(n + 1, b)
     g = torch.empty(n + 1, *x.shape)
-    for p in I.passes(model, x, nodes, target, "ig", "prob", batch_size, whole_rows=True, check=True):
+    plan = I.make_plan(model, "ig", engine=I.Engine(batch_size=batch_size), nodes=nodes).replace(target=torch.as_tensor(target, device=x.device))
+    checks = V.DeviceChecks()
+    for p in I.passes(plan, x, whole_rows=True, checks=checks):
+        checks.add(torch.isfinite(p.g).all(), I._not_finite)
         f[p.rows] = p.f.detach().cpu().float().view(-1, b)
         g[p.rows] = p.g.detach().cpu().float().view(-1, *x.shape)
+    checks.settle()
     theirs = torch.stack([torch.from_numpy(idgi_published(g[:, i].numpy(), f[:, i].numpy())) for i in range(b)])
     ours = idgi_attribute(model, x, "ig", n=n, target=target, batch_size=batch_size)
     return compare_maps("IDGI formula (published loop)", f"IG path, n={n}", ours.attr, theirs, ours.f_input, ours.f_baseline)

@@ -11,7 +11,6 @@ completeness; :func:`step_sweep` repeats both over step counts and schedules.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 from typing import Mapping, Sequence
 
@@ -156,37 +155,23 @@ def _check_steps(n_steps: Sequence[int]) -> list[int]:
     return out
 
 
-class _Memo(nn.Module):
-    """The model with its outputs cached by the exact bytes of each input batch (no-grad scoring only)."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-        self.cache: dict = {}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        digest = hashlib.blake2b(x.detach().contiguous().cpu().numpy().tobytes(), digest_size=20).hexdigest()
-        key = (tuple(x.shape), str(x.dtype), digest)
-        if key not in self.cache:
-            self.cache[key] = self.inner(x)
-        return self.cache[key]
-
-
 def _map_of(m) -> torch.Tensor:
     return m.attr if isinstance(m, I.Attribution) else torch.as_tensor(m)
 
 
-def _score(value: float, per_image, n_valid: int, curve=None) -> dict:
+def _score(value: float, per_image, n_valid: int, curve=None, per_image_curves=None) -> dict:
     rec = {"value": float(value), "per_image": [float(v) for v in per_image], "n_valid": int(n_valid)}
     if curve is not None:
         rec["curve"] = [float(v) for v in curve]
+    if per_image_curves is not None:
+        rec["per_image_curves"] = per_image_curves.tolist()
     return rec
 
 
 def _score_group(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, names: list[str], sal: list[torch.Tensor],
     metrics: list[str], table: dict, steps: int, insertion_start: str, reduce: str, thresholds, pic_start: dict,
-    min_pred_value: float, seed: int, batch_size: int,
+    min_pred_value: float, seed: int, batch_size: int, per_image_curves: bool = False,
 ) -> None:
     """Score the maps ``sal`` of methods ``names`` in one batch of len(names)·B images per metric, into ``table``."""
     k, b = len(names), x.shape[0]
@@ -196,6 +181,9 @@ def _score_group(
 
     def split(v: torch.Tensor) -> list[torch.Tensor]:
         return list(v.reshape(k, b, *v.shape[1:]))
+
+    def record(a: torch.Tensor, cc: torch.Tensor, value=None) -> dict:
+        return _score(a.mean() if value is None else value, a, b, cc.mean(0), cc if per_image_curves else None)
 
     if any(m.startswith("insertion") for m in metrics):
         curve, auc = M.insertion_deletion(model, x_all, sal_all, insertion_start, t_all, "insertion", steps, "prob", batch_size, reduce)
@@ -209,43 +197,47 @@ def _score_group(
         for metric, (c, a_all) in variants.items():
             if metric in metrics:
                 for name, a, cc in zip(names, split(a_all), split(c)):
-                    table[name][metric] = _score(a.mean(), a, b, cc.mean(0))
+                    table[name][metric] = record(a, cc)
     if "deletion" in metrics:
         curve, auc = M.insertion_deletion(model, x_all, sal_all, None, t_all, "deletion", steps, "prob", batch_size, reduce)
         for name, a, cc in zip(names, split(auc), split(curve)):
-            table[name]["deletion"] = _score(a.mean(), a, b, cc.mean(0))
-    # Both information axes score the same bokeh images when they share a start: one forward pass per
-    # image serves both.
-    memo = _Memo(model)
-    for info in ("webp", "msssim"):
-        wanted = [kind for kind in ("sic", "aic") if f"{kind}_{info}" in metrics]
-        if not wanted:
-            continue
-        start = pic_start[info]
+            table[name]["deletion"] = record(a, cc)
+    # PIC: the information axes that share a start score the same bokeh images, one forward pass per image for both.
+    by_start: dict[str, list[str]] = {}
+    for info in M.PIC_INFORMATION:
+        if any(f"{kind}_{info}" in metrics for kind in ("sic", "aic")):
+            by_start.setdefault(pic_start[info], []).append(info)
+    for start, infos in by_start.items():
         if start == "random_mask":
             # One call per method, so that every method's image i gets the same random mask.
-            parts = [M.pic_curves(memo, x, s, target, thresholds, start, info, reduce=reduce, seed=seed,
-                                  min_pred_value=min_pred_value, batch_size=batch_size) for s in sal]
+            parts = [M.pic_curves_axes(model, x, s, target, infos, thresholds=thresholds, start=start, reduce=reduce, seed=seed,
+                                       min_pred_value=min_pred_value, batch_size=batch_size) for s in sal]
         else:
-            pic = M.pic_curves(memo, x_all, sal_all, t_all, thresholds, start, info, reduce=reduce,
-                               min_pred_value=min_pred_value, batch_size=batch_size)
+            # The blurred start computed once per image, so that every method's copy of it is the same tensor.
+            s_img = M.pic_blur_start(x).repeat(k, 1, 1, 1)
+            axes = M.pic_curves_axes(model, x_all, sal_all, t_all, infos, thresholds=thresholds, start=s_img, reduce=reduce,
+                                     min_pred_value=min_pred_value, batch_size=batch_size)
             parts = [
-                M.PICCurves(*(r._replace(curve_y=r.curve_y[i * b : (i + 1) * b], auc=r.auc[i * b : (i + 1) * b],
-                                         valid=r.valid[i * b : (i + 1) * b], reason=r.reason[i * b : (i + 1) * b],
-                                         info=r.info[i * b : (i + 1) * b], score=r.score[i * b : (i + 1) * b])
-                              for r in pic))
+                {info: M.PICCurves(*(r._replace(curve_y=r.curve_y[i * b : (i + 1) * b], auc=r.auc[i * b : (i + 1) * b],
+                                                valid=r.valid[i * b : (i + 1) * b], reason=r.reason[i * b : (i + 1) * b],
+                                                info=r.info[i * b : (i + 1) * b], score=r.score[i * b : (i + 1) * b])
+                                     for r in pic))
+                 for info, pic in axes.items()}
                 for i in range(k)
             ]
-        for kind in wanted:
-            for name, part in zip(names, parts):
-                res = getattr(part, kind)
-                n_valid = int(res.valid.sum())
-                curve, value = M.aggregate_pic(res) if n_valid else (None, math.nan)
-                table[name][f"{kind}_{info}"] = _score(value, res.auc, n_valid, curve)
-                # The raw points rebuild the curves (metrics.pic_from_points): runs stored image by image aggregate
-                # over images (SIC's median curve) exactly as one batch would.
-                table[name][f"{kind}_{info}"]["points"] = {
-                    "info": res.info.tolist(), "score": res.score.tolist(), "valid": res.valid.tolist(), "reason": list(res.reason)}
+        for info in infos:
+            for kind in ("sic", "aic"):
+                if f"{kind}_{info}" not in metrics:
+                    continue
+                for name, part in zip(names, parts):
+                    res = getattr(part[info], kind)
+                    n_valid = int(res.valid.sum())
+                    curve, value = M.aggregate_pic(res) if n_valid else (None, math.nan)
+                    table[name][f"{kind}_{info}"] = _score(value, res.auc, n_valid, curve)
+                    # The raw points rebuild the curves (metrics.pic_from_points): runs stored image by image aggregate
+                    # over images (SIC's median curve) exactly as one batch would.
+                    table[name][f"{kind}_{info}"]["points"] = {
+                        "info": res.info.tolist(), "score": res.score.tolist(), "valid": res.valid.tolist(), "reason": list(res.reason)}
 
 
 @V.evaluates_model
@@ -263,6 +255,8 @@ def metric_table(
     min_pred_value: float = 0.8,
     seed: int = 0,
     batch_size: int = 64,
+    max_pairs: int = 32,
+    per_image_curves: bool = False,
 ) -> dict[str, dict[str, dict]]:
     """{method: {metric: {'value', 'per_image', 'n_valid'[, 'curve']}}} for maps (B, C, H, W) of images x.
 
@@ -274,7 +268,9 @@ def metric_table(
     if none) and the completeness error (needs Attributions).
     ``value`` is the mean over images (PIC: the AUC of the aggregate curve).  Pixels are ranked by
     ``reduce`` ('sum': signed channel sum, 'abs_sum': Σ_c |·|); the maps of several methods are scored
-    together, up to 32 (method, image) pairs per call.
+    together, up to ``max_pairs`` (method, image) pairs per call (at least one method's B images): their images go
+    through the model ``batch_size`` at a time, so a large device takes large values of both.
+    ``per_image_curves`` adds each image's curve to the insertion and deletion records ('per_image_curves', (B, steps + 1)).
     """
     if not isinstance(maps, Mapping) or len(maps) == 0:
         raise ValueError("maps must be a non-empty dict {method: Attribution or (B, C, H, W) tensor}")
@@ -306,13 +302,13 @@ def metric_table(
         sal.append(s)
         if "completeness" in metrics and not isinstance(maps[name], I.Attribution):
             raise ValueError(f"metric 'completeness' needs an Attribution (with f(x) and f(x')) for maps[{name!r}], got a tensor")
+    max_pairs = V.check_count(max_pairs, "max_pairs")
     table: dict[str, dict[str, dict]] = {name: {} for name in names}
-    # (method, image) pairs are scored together, method-major, at most ``pairs`` per call.
-    pairs = max(b, 32)
-    group = max(1, pairs // b)
+    # (method, image) pairs are scored together, method-major, at most ``max_pairs`` per call.
+    group = max(1, max(b, max_pairs) // b)
     for g0 in range(0, len(names), group):
         _score_group(model, x, target, names[g0 : g0 + group], sal[g0 : g0 + group], metrics, table, steps,
-                     insertion_start, reduce, thresholds, starts, min_pred_value, seed, batch_size)
+                     insertion_start, reduce, thresholds, starts, min_pred_value, seed, batch_size, per_image_curves)
     if "completeness" in metrics:
         for name in names:
             m = maps[name]
@@ -448,3 +444,111 @@ def cross_device_difference(
         maps.append({k: v.attr.cpu() for k, v in r.items()})
         del m
     return M.relative_l2(maps[1], maps[0])
+
+
+# ------------------------------------------------------------------ attribution to a tolerance against fixed n
+def map_errors(attr: torch.Tensor, ref: torch.Tensor, delta: float) -> dict[str, float]:
+    """Relative L2 map error ‖A − A_ref‖₂ / ‖A_ref‖₂ and relative completeness error |Σ A − Δf| / |Δf| of one map (1, C, H, W)."""
+    a, r = attr.detach().double().cpu().flatten(), ref.detach().double().cpu().flatten()
+    return {"map_error": float((a - r).norm() / r.norm()), "completeness": abs(float(a.sum()) - delta) / abs(delta)}
+
+
+def nested_left_sums(model: nn.Module, x: torch.Tensor, path: str, target: torch.Tensor, n_top: int, batch_size=64,
+                     output: str = "prob", **path_kwargs) -> tuple[dict[int, torch.Tensor], "np.ndarray", "np.ndarray"]:
+    """Left sums of one image at n = 4, 8, …, n_top from one nested set of n_top nodes i/n_top (each gradient once):
+    ({n: map (1, C, H, W)}, ‖g(α_i)‖₂ and Σ_pixels g(α_i) at the nodes)."""
+    import numpy as np
+
+    nodes = torch.arange(n_top, dtype=torch.float64) / n_top
+    plan = I.make_plan(model, path, output=output, engine=I.Engine(batch_size=batch_size), nodes=nodes, **path_kwargs)
+    checks = V.DeviceChecks()
+    x, plan = plan.prepare(x, target, checks, total_per_image=n_top)
+    levels = [n for n in (2**k for k in range(2, 20)) if n <= n_top]
+    acc = {n: torch.zeros_like(x, dtype=torch.float64) for n in levels}
+    norms, sums = np.zeros(n_top), np.zeros(n_top)
+    for rows, g in I.integrand_chunks(plan, x, checks=checks):
+        g = g[:, 0].double()
+        idx = np.arange(rows.start, rows.stop)
+        norms[idx] = g.flatten(1).norm(dim=1).cpu().numpy()
+        sums[idx] = g.flatten(1).sum(1).cpu().numpy()
+        for n in levels:
+            take = np.flatnonzero(idx % (n_top // n) == 0)
+            if len(take):
+                acc[n] += g[torch.from_numpy(take).to(g.device)].sum(0, keepdim=True) / n
+    checks.settle()
+    return acc, norms, sums
+
+
+def tolerance_cell(model: nn.Module, x: torch.Tensor, settings: dict, profiles: dict, batch_size=64,
+                   check_reference: bool = False) -> dict:
+    """One photo (1, C, H, W) of the tolerance study, per path of ``settings['paths']``: the Gauss–Legendre reference
+    (``ref_n`` nodes; with ``check_reference`` also ``ref_n // 2``, its distance stored), one refinement to the
+    tolerances ``tols`` (the state at each: gradients, map error against the reference, estimate, completeness,
+    n_max hit, nodes), the nested left rule up to ``left_max`` (with ‖g‖₂ and Σ g at its nodes) and the released
+    RiemannOpt schedule at ``ro_steps`` fitted on ``profiles[path]`` = (grid, profile); f = ``settings['output']``."""
+    import time
+    import warnings
+
+    from . import schedule as S
+
+    t0 = time.time()
+    x, target = I.prepare(model, x, None, 64 if batch_size == "auto" else batch_size)
+    cell = {"target": int(target[0]), "paths": {}}
+    common = {"target": target, "batch_size": batch_size, "output": settings.get("output", "prob")}
+    for path in settings["paths"]:
+        kw = settings["path_kwargs"].get(path, {})
+        out, tp = {}, time.time()
+        ref = I.attribute(model, x, path=path, rule="gausslegendre", n=settings["ref_n"], **common, **kw)
+        f_in, f_base = float(ref.f_input[0]), float(ref.f_baseline[0])
+        delta = f_in - f_base
+        out.update(f_input=f_in, f_baseline=f_base,
+                   reference={"n": settings["ref_n"], **map_errors(ref.attr, ref.attr, delta), "wall_s": round(time.time() - tp, 1)})
+        if check_reference:
+            half = I.attribute(model, x, path=path, rule="gausslegendre", n=settings["ref_n"] // 2, **common, **kw)
+            out["reference_check"] = {"n": settings["ref_n"] // 2, **map_errors(half.attr, ref.attr, delta)}
+        ta = time.time()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ad = I.attribute(model, x, path=path, tol=settings["tols"], n=settings["n0"], n_max=settings["n_max"], **common, **kw)
+        out["adaptive"] = {}
+        for t in settings["tols"]:
+            s = ad if t == min(settings["tols"]) else ad.at_tol[t]
+            out["adaptive"][str(t)] = {"gradients": int(s.gradients[0]), **map_errors(s.attr, ref.attr, delta),
+                                       "estimate": float(s.map_error[0]), "completeness_estimate": float(s.completeness[0]),
+                                       "hit_n_max": bool(s.hit_n_max[0]), "nodes": [round(float(a), 10) for a in s.nodes[0]]}
+        out["adaptive_wall_s"] = round(time.time() - ta, 1)
+        out["adaptive_warnings"] = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        left, norms, sums = nested_left_sums(model, x, path, target, settings["left_max"], batch_size, common["output"], **kw)
+        out["left"] = {str(n): map_errors(a, ref.attr, delta) for n, a in left.items()}
+        out["g_curve"] = {"alpha": f"i/{settings['left_max']}", "norm": [float(f"{v:.6g}") for v in norms],
+                          "sum": [float(f"{v:.6g}") for v in sums]}
+        grid, profile = profiles[path]
+        out["riemannopt"] = {}
+        for n in settings["ro_steps"]:
+            args = S.released_attribute_args(S.fit_released_schedule(grid, profile, n), path)
+            r = I.attribute(model, x, path=path, **common, **args, **kw)
+            out["riemannopt"][str(n)] = {"gradients": int(r.n_gradients), **map_errors(r.attr, ref.attr, delta)}
+        out["wall_s"] = round(time.time() - tp, 1)
+        cell["paths"][path] = out
+    cell["p"] = cell["paths"][settings["paths"][0]]["f_input"]
+    cell["wall_s"] = round(time.time() - t0, 1)
+    return cell
+
+
+def integrand_roughness(model: nn.Module, x: torch.Tensor, path: str, target, n: int = 128, batch_size=64,
+                        output: str = "prob", **path_kwargs) -> dict[str, float]:
+    """How rough g(α) = ∇f(γ(α)) ⊙ γ'(α) of one image is at spacing 1/n: the median over α of ‖Δ²g‖ / ‖Δg‖ (≈ 0 for a
+    smooth g, √2 for one with independent increments) and of ‖Δg‖ / ‖g‖, from g at the n + 1 nodes i/n."""
+    import numpy as np
+
+    nodes = torch.arange(n + 1, dtype=torch.float64) / n
+    plan = I.make_plan(model, path, output=output, engine=I.Engine(batch_size=batch_size), nodes=nodes, **path_kwargs)
+    checks = V.DeviceChecks()
+    x, plan = plan.prepare(x[:1], target, checks, total_per_image=n + 1)
+    g = torch.cat([c[:, 0].double().flatten(1).cpu() for _, c in I.integrand_chunks(plan, x, checks=checks)])
+    checks.settle()
+    d1, d2 = g[1:] - g[:-1], g[2:] - 2 * g[1:-1] + g[:-2]
+    n1, n2, n0 = d1.norm(dim=1), d2.norm(dim=1), g.norm(dim=1)
+    keep = (n1[:-1] > 0).numpy()
+    return {"second_over_first": float(np.median((n2 / n1[:-1].clamp_min(1e-300)).numpy()[keep])),
+            "step_over_size": float(np.median((n1 / n0[:-1].clamp_min(1e-300)).numpy()[(n0[:-1] > 0).numpy()])), "n": n}

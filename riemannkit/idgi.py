@@ -69,13 +69,13 @@ def idgi_steps(grads: torch.Tensor, df: torch.Tensor) -> tuple[torch.Tensor, tor
 
 
 def _warn_lost(lost: torch.Tensor) -> None:
-    if bool((lost != 0).any()):
+    if bool((lost != 0).any()):  # the warning's path: the call's checks found a lost Δf
         idx = torch.nonzero(lost != 0).flatten().tolist()
         warnings.warn(
             f"IDGI: zero-gradient steps with non-zero Δf in image(s) {idx}; they contribute 0, so Σ attr "
             f"misses Δf = {lost[idx].tolist()} of f(x) − f(x')",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
 
 
@@ -130,86 +130,108 @@ def path_and_idgi_schedules(
     (images × alphas) are evaluated ``batch_size`` at a time, whole rows of alphas per pass (a pass holds
     max(1, batch_size // B) alphas); the engine knobs are those of :func:`riemannkit.attribute`.
     """
-    path = P.check_path_name(path)
-    if output not in I.OUTPUTS:
-        raise ValueError(f"unknown output={output!r}; accepted values: {', '.join(I.OUTPUTS)}")
     if isinstance(schedules, (str, torch.Tensor, np.ndarray)) or len(schedules) == 0:
         raise ValueError("schedules must be a non-empty list of schedules (each a sorted 1-D sequence of alphas)")
+    knobs = I.engine_options(engine, batch_size, amp_dtype, channels_last, compile)
+    plan = I.make_plan(model, path, output=output, engine=knobs, **path_kwargs)
     nodes = [I.check_alphas(a) for a in schedules]
-    batch_size, amp_dtype, channels_last, compile = I.engine_options(engine, batch_size, amp_dtype, channels_last, compile)
-    x, target = I.prepare(model, x, target, batch_size)
-    net = I.engine_model(model, channels_last, compile)
-    engine = dict(amp_dtype=amp_dtype, channels_last=channels_last)
-    total = max(len(a) for a in nodes) * x.shape[0]
-    batch_size = I.resolve_batch_size(batch_size, net, x, target, output, total, **engine)
-    if x.shape[0] > batch_size:
-        parts = [path_and_idgi_schedules(model, x[sl], path, nodes, target[sl], output, batch_size, amp_dtype, channels_last, compile, **kw)
-                 for sl, kw in I.image_batches(x, batch_size, path_kwargs)]
-        return [tuple(I.cat_attributions([p[k][j] for p in parts]) for j in (0, 1)) for k in range(len(nodes))]
+    checks = V.DeviceChecks()
+    x, plan = plan.prepare(x, target, checks, total_per_image=max(len(a) for a in nodes) + 1)
+    parts = [_path_and_idgi(p, x[sl], nodes, checks) for sl, p in plan.batches(x)]
+    checks.settle()
+    return [tuple(I.cat_attributions([part[k][j] for part in parts]) for j in (0, 1)) for k in range(len(nodes))]
+
+
+def _path_and_idgi(plan: I.Plan, x: torch.Tensor, nodes: list[torch.Tensor], checks: V.DeviceChecks) -> list[tuple[I.Attribution, I.Attribution]]:
+    """:func:`path_and_idgi_schedules` on images that fit in a pass, with a prepared plan."""
     b = x.shape[0]
-    with torch.no_grad():
-        f_input = I.target_output(model, x, target, output)
     results = []
-    if path in P.ADAPTIVE_PATHS:
-        entry = P.adaptive_path(path, path_kwargs)
-        with torch.no_grad():
-            f_base = I.target_output(model, P.check_baseline(x, path_kwargs.get("baseline")), target, output)
+    if plan.path.adaptive:
         for sched in nodes:
-            values: list[torch.Tensor] = []
-
-            def grad_fn(pts: torch.Tensor) -> torch.Tensor:
-                fg = [I.values_and_gradients(net, p, t, output, **engine) for p, t in zip(pts.split(batch_size), target.split(batch_size))]
-                values.append(torch.cat([f for f, _ in fg]))
-                return torch.cat([g for _, g in fg])
-
-            grads, deltas = entry.fn(grad_fn, x, sched, **path_kwargs)
-            df = entry.step_df(torch.stack(values), f_input, f_base, **path_kwargs)
-            idgi, lost = idgi_steps(grads, df)
-            results.append(((grads * deltas).sum(0), idgi, lost, f_base, grads.shape[0]))
+            run = I.adaptive_run(plan, x, sched, checks)
+            df = plan.path.entry.step_df(run.values, run.f_input, run.f_baseline, **plan.path.kwargs)
+            idgi, lost = idgi_steps(run.grads, df)
+            plain = (run.grads * run.deltas).sum(0)
+            checks.add(torch.isfinite(plain).all(), I._not_finite)
+            results.append((plain, idgi, lost, run.f_input, run.f_baseline, run.grads.shape[0]))
     else:
         union = torch.unique(torch.cat(nodes))  # sorted
-        # positions[k][j]: index of union[j] in schedule k, or -1 where schedule k has no such point.
+        n_union = len(union)
+        # positions[k][j]: index of union[j] in schedule k, or -1 where schedule k has no such point (numpy: the
+        # selections below are host arithmetic, never a tensor-to-bool sync).
         positions = []
         for sched in nodes:
-            i = torch.searchsorted(sched, union).clamp(max=len(sched) - 1)
-            positions.append(torch.where(sched[i] == union, i, torch.full_like(i, -1)))
-        weights = [I.schedule_weights(sched).to(device=x.device, dtype=x.dtype) for sched in nodes]
+            s_np, u_np = sched.numpy(), union.numpy()
+            i = np.minimum(np.searchsorted(s_np, u_np), len(s_np) - 1)
+            positions.append(np.where(s_np[i] == u_np, i, -1))
+        weights = [I.schedule_weights(sched).to(dtype=x.dtype).to(device=x.device, non_blocking=True) for sched in nodes]
         plain = [torch.zeros_like(x) for _ in nodes]
         idgi = [torch.zeros(x.shape, dtype=torch.float64, device=x.device) for _ in nodes]
         lost = [torch.zeros(b, dtype=torch.float64, device=x.device) for _ in nodes]
         pending: list = [None] * len(nodes)
-        f_baseline = None
-        for p in I.passes(net, x, union, target, path, output, batch_size, whole_rows=True, path_kwargs=path_kwargs, **engine):
-            s, a = p.rows.start, p.rows.stop - p.rows.start
-            f, g, integrand = p.f.view(a, b), p.g.view(a, *x.shape), p.integrand.view(a, *x.shape)
+        f_baseline = f_input = None
+        # f(x) rides as one extra row of the passes (every schedule starts at α = 0, which gives f(x')); under
+        # mixed precision it takes one float32 forward instead.
+        full = plan.amp is None
+        ends = x.unsqueeze(0) if full else None
+        for p in I.passes(plan, x, union, ends=ends, whole_rows=True, checks=checks):
+            s, a_all = p.rows.start, p.rows.stop - p.rows.start
+            a = max(0, min(p.rows.stop, n_union) - s)  # rows of nodes; a row past them is f(x)
+            if a < a_all:
+                f_input = p.f.view(a_all, b)[a]
+            if a == 0:
+                continue
+            f, g, integrand = p.f.view(a_all, b)[:a], p.g.view(a_all, *x.shape)[:a], p.integrand.view(a, *x.shape)
             if f_baseline is None:
                 f_baseline = f[0]  # every schedule starts at α = 0
             for k, pos in enumerate(positions):
-                sel = pos[s : s + a] >= 0  # a CPU tensor: testing it costs no device sync
-                if not bool(sel.any()):
+                sel = pos[s : s + a] >= 0
+                if not sel.any():
                     continue
-                idx = pos[s : s + a][sel]
-                fk, gk, ik = (f, g, integrand) if bool(sel.all()) else (f[sel], g[sel], integrand[sel])
-                plain[k] += torch.tensordot(weights[k][idx.to(x.device)], ik, dims=1)
+                idx = torch.from_numpy(pos[s : s + a][sel]).to(x.device, non_blocking=True)
+                if sel.all():
+                    fk, gk, ik = f, g, integrand
+                else:
+                    rows = torch.from_numpy(np.flatnonzero(sel)).to(x.device, non_blocking=True)
+                    fk, gk, ik = f[rows], g[rows], integrand[rows]
+                plain[k] += torch.tensordot(weights[k][idx], ik, dims=1)
                 # A chunk's last IDGI step needs f at the schedule's next point: combine one chunk behind.
                 if pending[k] is not None:
                     d, l = idgi_combine(pending[k][1], torch.cat([pending[k][0], fk[:1]]))
                     idgi[k], lost[k] = idgi[k] + d, lost[k] + l
                 pending[k] = (fk, gk)
+        if not full:
+            f_input = plan.full_precision_f(x, plan.target)
         # Every gradient enters some schedule's plain sum with a positive weight, and a NaN or Inf there
-        # stays non-finite: one check after the loop instead of a host sync per pass.
-        I.check_finite(torch.stack([torch.isfinite(p_).all() for p_ in plain]).all())
+        # stays non-finite: one check after the loop, settled with the call's other checks.
+        checks.add(torch.stack([torch.isfinite(p_).all() for p_ in plain]).all(), I._not_finite)
         for k in range(len(nodes)):
             d, l = idgi_combine(pending[k][1], torch.cat([pending[k][0], f_input.unsqueeze(0)]))
-            results.append((plain[k], idgi[k] + d, lost[k] + l, f_baseline, len(nodes[k])))
+            results.append((plain[k], idgi[k] + d, lost[k] + l, f_input, f_baseline, len(nodes[k])))
     out = []
-    for pl, idg, ls, fb, n_grad in results:
-        _warn_lost(ls)
+    for pl, idg, ls, fi, fb, n_grad in results:
+        checks.warn_unless((ls == 0).all(), lambda ls=ls: _warn_lost(ls))
         out.append((
-            I.Attribution(pl.to(x.dtype), f_input, fb, target, n_grad),
-            I.Attribution(idg.to(x.dtype), f_input, fb, target, n_grad),
+            I.Attribution(pl.to(x.dtype), fi, fb, plan.target, n_grad),
+            I.Attribution(idg.to(x.dtype), fi, fb, plan.target, n_grad),
         ))
     return out
+
+
+def idgi_on_nodes(state, i: int) -> torch.Tensor:
+    """IDGI of image i of a refinement to a tolerance (:class:`riemannkit.tolerance.Refinement` with ``keep_grad``) on
+    its nodes: a left-rule schedule (every node but α = 1) with the gradients and f kept at the nodes."""
+    nodes = state.nodes(i)
+    f = torch.tensor([state.f[i][a] for a in nodes.tolist()], dtype=torch.float64)
+    attr = lost = None
+    for lo in range(0, len(nodes) - 1, 64):  # chunks: no copy of every node's gradient at once
+        hi = min(lo + 64, len(nodes) - 1)
+        g = torch.stack([state.gradient(i, a) for a in nodes[lo:hi].tolist()]).unsqueeze(1)
+        d, l = idgi_steps(g, torch.diff(f[lo : hi + 1]).unsqueeze(1))
+        attr, lost = (d, l) if attr is None else (attr + d, lost + l)
+    if bool(lost != 0):
+        _warn_lost(lost)
+    return attr[0].to(state.chunks[i][0][1].dtype)
 
 
 @V.evaluates_model
@@ -217,7 +239,7 @@ def idgi_attribute(
     model: nn.Module,
     x: torch.Tensor,
     path: str = "ig",
-    n: int = 16,
+    n: int | None = None,
     alphas=None,
     target=None,
     output: str = "prob",
@@ -226,6 +248,8 @@ def idgi_attribute(
     channels_last: bool = False,
     compile: bool | str = False,
     engine: I.Engine | None = None,
+    tol: float | list[float] | None = None,
+    n_max: int | None = None,
     **path_kwargs,
 ) -> I.Attribution:
     """IDGI attribution of ``x`` (B, C, H, W in [0, 1]) along path 'ig', 'blurig', 'guidedig' or 'samp'.
@@ -241,9 +265,23 @@ def idgi_attribute(
     telescopes to f(x) − f(x') and the completeness error is ≈ 0 by construction (it cannot judge IDGI).
     A zero-gradient step contributes 0 and its Δf_j is lost (a warning says so when Δf_j ≠ 0).
 
-    f and ∇f come from the same forward pass at each point; n gradient evaluations per image, plus one
-    forward pass at x.  ``path_kwargs``: ``baseline`` (ig, guidedig), ``max_sigma`` (blurig),
-    ``fraction`` and ``max_dist`` (guidedig), ``direction`` and ``momentum`` (samp).  f_baseline is f at
-    the baseline (the path's first point).
+    f and ∇f come from the same forward pass at each point; n gradient evaluations per image (default 16), and
+    f(x) from one extra row per image in the same passes.  ``path_kwargs``: ``baseline`` (ig, guidedig),
+    ``max_sigma`` (blurig), ``fraction`` and ``max_dist`` (guidedig), ``direction`` and ``momentum`` (samp).
+    f_baseline is f at the baseline (the path's first point).
+
+    **To a tolerance** (``tol``, ``n_max``: closed-form paths): IDGI's sum is complete by construction, so it
+    cannot tell when its nodes suffice; the nodes are placed as ``riemannkit.attribute(..., tol=...)`` places them
+    for the path's own integral (adaptive Simpson, starting from rule 'simpson' with ``n`` (odd, default 17) or
+    a schedule ``alphas``), and IDGI is applied on the final nodes as a left-rule schedule (every node but α = 1).
+    The :class:`~riemannkit.integrate.ToleranceAttribution` returned holds the IDGI map; its ``completeness``
+    and ``map_error`` are those of the path integral that drove the refinement (the same nodes).
     """
-    return path_and_idgi(model, x, path, n, alphas, target, output, batch_size, amp_dtype, channels_last, compile, engine, **path_kwargs)[1]
+    if tol is not None:
+        knobs = I.engine_options(engine, batch_size, amp_dtype, channels_last, compile)
+        return I._attribute_to_tol(model, x, path, None, n, alphas, target, output, knobs, tol, n_max, path_kwargs,
+                                   keep_grad=True, finish=idgi_on_nodes)
+    if n_max is not None:
+        raise ValueError(f"n_max={n_max!r} limits a refinement to a tolerance: pass it with tol= (e.g. tol=0.05), or leave it None")
+    return path_and_idgi(model, x, path, 16 if n is None else n, alphas, target, output, batch_size, amp_dtype, channels_last,
+                         compile, engine, **path_kwargs)[1]

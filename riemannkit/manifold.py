@@ -245,6 +245,62 @@ def geodesic_knots(
 # ---------------------------------------------------------------- the attribution path
 
 
+def _check_decoded(g: torch.Tensor, x: torch.Tensor) -> None:
+    if tuple(g.shape[1:]) != tuple(x.shape[1:]):
+        raise ValueError(f"decoder output shape {tuple(g.shape[1:])} does not match the image shape {tuple(x.shape[1:])}")
+
+
+def bind_manifold_path(
+    x: torch.Tensor,
+    checks: V.DeviceChecks | None = None,
+    decoder=None,
+    knots: torch.Tensor | None = None,
+    baseline: torch.Tensor | None = None,
+    residual: bool = True,
+) -> P.Along:
+    """The manifold path of ``x`` with its arguments checked and its decoded ends computed once:
+    alphas -> (points, velocity), as :func:`manifold_path`."""
+    if decoder is None or not callable(decoder):
+        raise ValueError("path='manifold' needs decoder=, a callable mapping latents (N, d) to images (N, C, H, W)")
+    if knots is None:
+        raise ValueError("path='manifold' needs knots=, a (B, T, d) tensor of latent knots (riemannkit.manifold.geodesic)")
+    knots = _check_knots(knots)
+    b = x.shape[0]
+    if knots.shape[0] != b:
+        raise ValueError(f"knots must have one row per image: got {knots.shape[0]} rows for {b} images")
+    knots = knots.to(device=x.device, dtype=x.dtype)
+    t, d = knots.shape[1], knots.shape[2]
+    if residual:
+        baseline = P.check_baseline(x, baseline, checks)
+        with torch.no_grad():
+            ends = decoder(torch.cat([knots[:, 0], knots[:, -1]]))
+        _check_decoded(ends, x)
+        ends = ends.view(2, b, *x.shape[1:])
+        r0, r1 = baseline - ends[0], x - ends[1]
+
+    def along(alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = alphas.to(device=x.device, dtype=x.dtype)
+        s = a * (t - 1)
+        i = s.floor().long().clamp(0, t - 2)  # α = 1 uses the last segment
+        u = (s - i.to(s)).view(-1, 1, 1)
+        z_lo, z_hi = knots[:, i].transpose(0, 1), knots[:, i + 1].transpose(0, 1)  # (A, B, d)
+        z = z_lo + u * (z_hi - z_lo)
+        dz = (t - 1) * (z_hi - z_lo)
+        na = len(a)
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch's first jvp call scripts its decompositions and warns that torch.jit.script is deprecated
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+            g, jv = torch.func.jvp(decoder, (z.reshape(na * b, d),), (dz.reshape(na * b, d),))
+        _check_decoded(g, x)
+        pts, vel = g.view(na, b, *x.shape[1:]), jv.view(na, b, *x.shape[1:])
+        if not residual:
+            return pts, vel
+        av = a.view(-1, *([1] * x.ndim))
+        return pts + (1 - av) * r0 + av * r1, vel + (r1 - r0)
+
+    return along
+
+
 def manifold_path(
     x: torch.Tensor,
     alphas: torch.Tensor,
@@ -259,40 +315,7 @@ def manifold_path(
     baseline x' (black by default) and ends at x exactly; with ``residual=False`` γ(α) = g(z(α)), from
     g(z_0) to g(z_{T−1}) (the reference's path; ``baseline`` is then unused)."""
     P._check_alphas_tensor(alphas)
-    if decoder is None or not callable(decoder):
-        raise ValueError("path='manifold' needs decoder=, a callable mapping latents (N, d) to images (N, C, H, W)")
-    if knots is None:
-        raise ValueError("path='manifold' needs knots=, a (B, T, d) tensor of latent knots (riemannkit.manifold.geodesic)")
-    knots = _check_knots(knots)
-    b = x.shape[0]
-    if knots.shape[0] != b:
-        raise ValueError(f"knots must have one row per image: got {knots.shape[0]} rows for {b} images")
-    knots = knots.to(device=x.device, dtype=x.dtype)
-    t = knots.shape[1]
-    a = alphas.to(device=x.device, dtype=x.dtype)
-    s = a * (t - 1)
-    i = s.floor().long().clamp(0, t - 2)  # α = 1 uses the last segment
-    u = (s - i.to(s)).view(-1, 1, 1)
-    z_lo, z_hi = knots[:, i].transpose(0, 1), knots[:, i + 1].transpose(0, 1)  # (A, B, d)
-    z = z_lo + u * (z_hi - z_lo)
-    dz = (t - 1) * (z_hi - z_lo)
-    d = knots.shape[2]
-    na = len(a)
-    with torch.no_grad(), warnings.catch_warnings():
-        # torch's first jvp call scripts its decompositions and warns that torch.jit.script is deprecated
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-        g, jv = torch.func.jvp(decoder, (z.reshape(na * b, d),), (dz.reshape(na * b, d),))
-    if tuple(g.shape[1:]) != tuple(x.shape[1:]):
-        raise ValueError(f"decoder output shape {tuple(g.shape[1:])} does not match the image shape {tuple(x.shape[1:])}")
-    pts, vel = g.view(na, b, *x.shape[1:]), jv.view(na, b, *x.shape[1:])
-    if not residual:
-        return pts, vel
-    baseline = P.check_baseline(x, baseline)
-    with torch.no_grad():
-        ends = decoder(torch.cat([knots[:, 0], knots[:, -1]])).view(2, b, *x.shape[1:])
-    r0, r1 = baseline - ends[0], x - ends[1]
-    av = a.view(-1, *([1] * x.ndim))
-    return pts + (1 - av) * r0 + av * r1, vel + (r1 - r0)
+    return bind_manifold_path(x, None, decoder, knots, baseline, residual)(alphas)
 
 
 # ---------------------------------------------------------------- a targeted attributional attack
@@ -403,4 +426,12 @@ def targeted_ig_attack(
     return AttackResult(best, torch.stack(history), accepted)
 
 
-P.register_path("manifold", manifold_path, MANIFOLD_KWARGS)
+def manifold_breaks(decoder=None, knots: torch.Tensor | None = None, baseline=None, residual: bool = True) -> list[float]:
+    """The knots' α = i/(T − 1): the path is linear in latent space between them, and its velocity jumps there."""
+    if knots is None:
+        return []
+    t = int(_check_knots(torch.as_tensor(knots)).shape[1])
+    return [i / (t - 1) for i in range(1, t - 1)]
+
+
+P.register_path("manifold", manifold_path, MANIFOLD_KWARGS, bind=bind_manifold_path, breaks=manifold_breaks)

@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 
 import torch
 from .blur import gaussian_blur
+from . import validate as V
 
 # Filled by register_path (bottom of this module; riemannkit.manifold adds "manifold").
 PATH_NAMES: tuple[str, ...] = ()
@@ -40,13 +41,21 @@ def _check_alphas_tensor(alphas: torch.Tensor) -> None:
         raise ValueError("alphas must lie in [0, 1]")
 
 
-def check_baseline(x: torch.Tensor, baseline: torch.Tensor | None) -> torch.Tensor:
-    """Return a baseline broadcast to ``x`` (black = zeros by default), or raise on a shape mismatch."""
+def _baseline_not_finite() -> None:
+    raise ValueError("baseline holds NaN or Inf values; a baseline must be a finite image")
+
+
+def check_baseline(x: torch.Tensor, baseline: torch.Tensor | None, checks: V.DeviceChecks | None = None) -> torch.Tensor:
+    """Return a baseline broadcast to ``x`` (black = zeros by default), or raise on a shape mismatch.
+
+    With ``checks`` the finiteness check is added there (settled at the end of the call, no host sync now)."""
     if baseline is None:
         return torch.zeros_like(x)
     baseline = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
-    if not bool(torch.isfinite(baseline).all()):
-        raise ValueError("baseline holds NaN or Inf values; a baseline must be a finite image")
+    if checks is not None:
+        checks.add(torch.isfinite(baseline).all(), _baseline_not_finite)
+    elif not bool(torch.isfinite(baseline).all()):
+        _baseline_not_finite()
     if baseline.shape != x.shape:
         if baseline.shape == x.shape[1:]:
             return baseline.expand_as(x)
@@ -57,17 +66,43 @@ def check_baseline(x: torch.Tensor, baseline: torch.Tensor | None) -> torch.Tens
     return baseline
 
 
+Along = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # alphas (A,) -> points, velocity (A, B, C, H, W)
+
+
+def bind_straight_line(x: torch.Tensor, checks: V.DeviceChecks | None = None, baseline: torch.Tensor | None = None) -> Along:
+    """The IG path of ``x`` with its baseline checked once: alphas -> (points, velocity), no host sync per call."""
+    baseline = check_baseline(x, baseline, checks)
+    diff = x - baseline
+
+    def along(alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = alphas.to(x).view(-1, *([1] * x.ndim))
+        points = baseline.unsqueeze(0) + a * diff.unsqueeze(0)
+        return points, diff.unsqueeze(0).expand_as(points)
+
+    return along
+
+
 def straight_line(
     x: torch.Tensor, alphas: torch.Tensor, baseline: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """IG path γ(α) = x' + α (x − x'); returns points and velocity, each (A, B, C, H, W)."""
     _check_alphas_tensor(alphas)
-    baseline = check_baseline(x, baseline)
-    diff = x - baseline
-    a = alphas.to(x).view(-1, *([1] * x.ndim))
-    points = baseline.unsqueeze(0) + a * diff.unsqueeze(0)
-    velocity = diff.unsqueeze(0).expand_as(points)
-    return points, velocity
+    return bind_straight_line(x, None, baseline)(alphas)
+
+
+def bind_blur(x: torch.Tensor, checks: V.DeviceChecks | None = None, max_sigma: float = BLUR_MAX_SIGMA) -> Along:
+    """The BlurIG path of ``x`` with ``max_sigma`` checked once: alphas -> (points, velocity)."""
+    if not (max_sigma > 0 and math.isfinite(max_sigma)):
+        raise ValueError(f"max_sigma must be a positive finite number, got {max_sigma!r}")
+
+    def along(alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sigmas = (1 - alphas.to(x)) * max_sigma
+        # One kernel support for the whole path (that of max_sigma): γ(α) must not depend on which other
+        # alphas are evaluated in the same chunk (batch_size), nor jump where the support would change.
+        points, dpoints_dsigma = gaussian_blur(x, sigmas, support_sigma=max_sigma)
+        return points, -max_sigma * dpoints_dsigma
+
+    return along
 
 
 def blur(
@@ -79,20 +114,20 @@ def blur(
     reference uses a forward difference with grad_step = 0.01.
     """
     _check_alphas_tensor(alphas)
-    if not (max_sigma > 0 and math.isfinite(max_sigma)):
-        raise ValueError(f"max_sigma must be a positive finite number, got {max_sigma!r}")
-    sigmas = (1 - alphas.to(x)) * max_sigma
-    # One kernel support for the whole path (that of max_sigma): γ(α) must not depend on which other
-    # alphas are evaluated in the same chunk (batch_size), nor jump where the support would change.
-    points, dpoints_dsigma = gaussian_blur(x, sigmas, support_sigma=max_sigma)
-    return points, -max_sigma * dpoints_dsigma
+    return bind_blur(x, None, max_sigma)(alphas)
 
 
 class ClosedFormPath(NamedTuple):
-    """A path defined at any α: ``fn(x, alphas, **kwargs) -> (points, velocity)`` and the keyword arguments it takes."""
+    """A path defined at any α: ``fn(x, alphas, **kwargs) -> (points, velocity)``, the keyword arguments it takes,
+    and optionally ``bind(x, checks, **kwargs) -> along``: the same path with its arguments checked once
+    (value checks added to ``checks``), ``along(alphas)`` making no host sync, as the engine calls it per pass;
+    and ``breaks(**kwargs) -> alphas``: the α where the path bends (its velocity jumps), which a refinement to a
+    tolerance keeps as partition points so that no panel straddles a kink (the manifold path's knots)."""
 
     fn: Callable
     kwargs: tuple[str, ...]
+    bind: Callable | None = None
+    breaks: Callable | None = None
 
 
 # The one registry of paths, filled by register_path: the closed-form paths here and in riemannkit.manifold
@@ -100,17 +135,63 @@ class ClosedFormPath(NamedTuple):
 CLOSED_FORM_PATHS: dict[str, ClosedFormPath] = {}
 
 
-def register_path(name: str, fn: Callable, kwargs: tuple[str, ...], step_df: Callable | None = None) -> None:
-    """Register path ``name``: closed-form when ``step_df`` is None, else adaptive (see :class:`AdaptivePath`)."""
+def register_path(
+    name: str, fn: Callable, kwargs: tuple[str, ...], step_df: Callable | None = None, bind: Callable | None = None,
+    ends: Callable | None = None, breaks: Callable | None = None,
+) -> None:
+    """Register path ``name``: closed-form when ``step_df`` is None (``bind`` and ``breaks`` optional, see
+    :class:`ClosedFormPath`), else adaptive (``ends`` optional, see :class:`AdaptivePath`)."""
     global PATH_NAMES
     key = str(name).lower()
     if key in CLOSED_FORM_PATHS or key in ADAPTIVE_PATHS:
         raise ValueError(f"path={name!r} is registered already")
     if step_df is None:
-        CLOSED_FORM_PATHS[key] = ClosedFormPath(fn, tuple(kwargs))
+        CLOSED_FORM_PATHS[key] = ClosedFormPath(fn, tuple(kwargs), bind, breaks)
     else:
-        ADAPTIVE_PATHS[key] = AdaptivePath(fn, tuple(kwargs), step_df)
+        ADAPTIVE_PATHS[key] = AdaptivePath(fn, tuple(kwargs), step_df, ends)
     PATH_NAMES = tuple(dict.fromkeys([*PATH_NAMES, key]))
+
+
+class ResolvedPath(NamedTuple):
+    """A path looked up once: its checked name, registry entry and keyword arguments (checked against the entry)."""
+
+    name: str
+    entry: "ClosedFormPath | AdaptivePath"
+    kwargs: dict
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the path is adaptive (Guided IG, SAMP): it exists only at its own steps."""
+        return isinstance(self.entry, AdaptivePath)
+
+    def breaks(self) -> list[float]:
+        """The α in (0, 1) where the path bends (its registry entry's ``breaks``; none for most paths)."""
+        if self.adaptive or self.entry.breaks is None:
+            return []
+        return sorted(float(a) for a in self.entry.breaks(**self.kwargs) if 0 < float(a) < 1)
+
+    def along(self, x: torch.Tensor, kwargs: dict | None = None, checks: V.DeviceChecks | None = None) -> Along:
+        """alphas -> (points, velocity) of a closed-form path for the images ``x`` (``kwargs``: this batch's
+        slice of the per-image keyword arguments; default: all of them)."""
+        if self.adaptive:
+            raise ValueError(f"path={self.name!r} is adaptive: it has no closed form, use riemannkit.paths.{self.entry.fn.__name__}")
+        kw = self.kwargs if kwargs is None else kwargs
+        if self.entry.bind is not None:
+            return self.entry.bind(x, checks, **kw)
+        return lambda alphas: self.entry.fn(x, alphas, **kw)
+
+
+def resolve_path(path: str, kwargs: dict | None = None) -> ResolvedPath:
+    """``path`` looked up once in the registry, with ``kwargs`` checked against the keywords it takes."""
+    name = check_path_name(path)
+    kwargs = dict(kwargs or {})
+    entry = CLOSED_FORM_PATHS.get(name) or ADAPTIVE_PATHS.get(name)
+    if entry is None:
+        raise ValueError(f"path={name!r} is not registered; import the module that defines it (riemannkit.manifold for 'manifold')")
+    extra = set(kwargs) - set(entry.kwargs)
+    if extra:
+        raise ValueError(f"path={name!r} does not take {sorted(extra)}; accepted: {sorted(entry.kwargs)}")
+    return ResolvedPath(name, entry, kwargs)
 
 
 def path_function(path: str, **kwargs) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -121,12 +202,7 @@ def path_function(path: str, **kwargs) -> Callable[[torch.Tensor, torch.Tensor],
         raise ValueError(
             f"path={name!r} is adaptive: it has no closed form, use riemannkit.paths.{ADAPTIVE_PATHS[name].fn.__name__}"
         )
-    if name not in CLOSED_FORM_PATHS:
-        raise ValueError(f"path={name!r} is not registered; import the module that defines it (riemannkit.manifold for 'manifold')")
-    entry = CLOSED_FORM_PATHS[name]
-    extra = set(kwargs) - set(entry.kwargs)
-    if extra:
-        raise ValueError(f"path={name!r} does not take {sorted(extra)}; accepted: {sorted(entry.kwargs)}")
+    entry = resolve_path(name, kwargs).entry
     return lambda x, alphas: entry.fn(x, alphas, **kwargs)
 
 
@@ -161,7 +237,10 @@ def guided_ig(
     l1_total = diff.abs().sum(dims)
     ends = torch.cat([alphas.double().cpu(), torch.ones(1, dtype=torch.float64)]).tolist()
     cur = xb.clone()
-    grads, deltas = [], []
+    # Filled step by step in x's dtype (the rounding a float64 stack cast at the end would give): the n steps of a
+    # large batch of images take a quarter of the memory of float64 lists and their stack.
+    grads = torch.empty((len(ends) - 1, *x.shape), dtype=x.dtype, device=x.device)
+    deltas = torch.empty_like(grads)
     eps = 1e-9
 
     def to_alpha(pt: torch.Tensor) -> torch.Tensor:
@@ -210,9 +289,9 @@ def guided_ig(
             raise RuntimeError("guided_ig did not converge in 10000 inner iterations")
         if i == len(ends) - 2:
             cur = xin.clone()  # the last step lands on the input exactly, as in the reference
-        grads.append(grad_actual)
-        deltas.append(cur - start)
-    return torch.stack(grads).to(x.dtype), torch.stack(deltas).to(x.dtype)
+        grads[i] = grad_actual
+        deltas[i] = cur - start
+    return grads, deltas
 
 
 # --------------------------------------------------------------------------------------------- SAMP
@@ -343,26 +422,44 @@ def _samp_step_df(values: torch.Tensor, f_input: torch.Tensor, f_baseline: torch
     return df / 2 if direction == "both" else df
 
 
+def _samp_ends(n_steps: int, direction: str = "both", **_) -> tuple[int | None, int | None]:
+    """The gradient calls at x and at x' exactly: insertion starts at x', deletion at x (calls in call order)."""
+    direction = str(direction).lower()
+    if direction == "insertion":
+        return None, 0
+    if direction == "deletion":
+        return 0, None
+    return n_steps, 0
+
+
 def _guided_step_df(values: torch.Tensor, f_input: torch.Tensor, f_baseline: torch.Tensor, **_) -> torch.Tensor:
     return torch.diff(torch.cat([values, f_input.unsqueeze(0)]), dim=0)
 
 
+def _guided_ends(n_steps: int, **_) -> tuple[None, int]:
+    """Guided IG's first gradient call is at the baseline x' exactly; x is never a call's point."""
+    return None, 0
+
+
 class AdaptivePath(NamedTuple):
     """An adaptive path: ``fn(grad_fn, x, alphas, **kwargs) -> (grads, deltas)``, its keyword arguments,
-    and ``step_df(values, f_input, f_baseline, **kwargs)``: Δf per returned step from f at the points
-    where ``fn`` called ``grad_fn`` (in call order), as IDGI needs."""
+    ``step_df(values, f_input, f_baseline, **kwargs)``: Δf per returned step from f at the points
+    where ``fn`` called ``grad_fn`` (in call order), as IDGI needs; and optionally
+    ``ends(n_steps, **kwargs) -> (index of the call at x or None, index of the call at x' or None)``: the
+    gradient calls whose points are the ends exactly (the engine then evaluates only the other ends)."""
 
     fn: Callable
     kwargs: tuple[str, ...]
     step_df: Callable
+    ends: Callable | None = None
 
 
 ADAPTIVE_PATHS: dict[str, AdaptivePath] = {}
 
-register_path("ig", straight_line, ("baseline",))
-register_path("blurig", blur, ("max_sigma",))
-register_path("guidedig", guided_ig, ("baseline", "fraction", "max_dist"), step_df=_guided_step_df)
-register_path("samp", samp, ("baseline", "direction", "momentum", "fraction"), step_df=_samp_step_df)
+register_path("ig", straight_line, ("baseline",), bind=bind_straight_line)
+register_path("blurig", blur, ("max_sigma",), bind=bind_blur)
+register_path("guidedig", guided_ig, ("baseline", "fraction", "max_dist"), step_df=_guided_step_df, ends=_guided_ends)
+register_path("samp", samp, ("baseline", "direction", "momentum", "fraction"), step_df=_samp_step_df, ends=_samp_ends)
 
 
 def adaptive_path(path: str, kwargs: dict) -> AdaptivePath:

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from . import integrate as I
 from . import metrics as M
 from . import paths as P
+from . import quadrature as Q
 from . import schedule as S
 
 def completeness_table(
@@ -107,9 +108,11 @@ def which_nodes(rule: str, placement: str, n: int, curves: dict, maxiter: int | 
         if rule != "left":
             raise ValueError(f"placement='sqrt-density' is the left rule's optimum; got rule={rule!r}")
         return {"rule": "left", "alphas": S.density_schedule(n, grid, g1, power=0.5)}
-    if rule not in ("midpoint", "trapezoid"):
-        raise ValueError(f"placement='cubic-density' is for rule='midpoint' or 'trapezoid'; got rule={rule!r}")
-    intervals = n if rule == "midpoint" else n - 1
+    # |g''|^{1/3} is the optimum of the second-order rules that take a schedule (their error reads |g''|).
+    second_order = [r for r in Q.SCHEDULE_RULES if Q.rule(r).order == 2]
+    if str(rule).lower() not in second_order:
+        raise ValueError(f"placement='cubic-density' is for rule={' or '.join(map(repr, second_order))}; got rule={rule!r}")
+    intervals = n - (Q.evaluations_on_partition(rule, 1) - 1)  # trapezoid: n evaluations on n − 1 intervals
     return {"rule": rule, "alphas": S.cubic_density_schedule(intervals, grid, curves["gsecond"])}
 
 

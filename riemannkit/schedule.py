@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from . import integrate as I
 from . import paths as P
+from . import quadrature as Q
 from . import validate as V
 
 
@@ -51,7 +52,11 @@ def gprime_at(alpha, grid: np.ndarray, gprime: np.ndarray) -> np.ndarray:
 
 def paper_bound(alphas, grid: np.ndarray, gprime: np.ndarray) -> float:
     """B(α) = ½ Σ_i |g'(α_i)| (α_{i+1} − α_i)² with α_n = 1 (the paper's bound)."""
-    a = np.asarray(alphas, dtype=np.float64)
+    grid, gprime = _check_curve(grid, gprime)
+    return _paper(I.check_alphas(alphas).numpy(), grid, gprime)  # 0 first, increasing, < 1: α_n = 1 closes [0, 1]
+
+
+def _paper(a: np.ndarray, grid: np.ndarray, gprime: np.ndarray) -> float:
     d = np.diff(np.append(a, 1.0))
     return float(0.5 * np.sum(gprime_at(a, grid, gprime) * d**2))
 
@@ -59,8 +64,12 @@ def paper_bound(alphas, grid: np.ndarray, gprime: np.ndarray) -> float:
 def sup_bound(alphas, grid: np.ndarray, gprime: np.ndarray) -> float:
     """½ Σ_i max_{[α_i, α_{i+1}]} |g'| (α_{i+1} − α_i)²: the rigorous form of the bound (ξ_i anywhere
     in its interval), with |g'| taken as the linear interpolant of the estimate."""
-    a = np.append(np.asarray(alphas, dtype=np.float64), 1.0)
-    grid, gprime = np.asarray(grid, np.float64), np.asarray(gprime, np.float64)
+    grid, gprime = _check_curve(grid, gprime)
+    return _sup(I.check_alphas(alphas).numpy(), grid, gprime)
+
+
+def _sup(alphas: np.ndarray, grid: np.ndarray, gprime: np.ndarray) -> float:
+    a = np.append(alphas, 1.0)
     lo = np.searchsorted(grid, a[:-1], side="right")
     hi = np.searchsorted(grid, a[1:], side="left")
     ends = np.maximum(gprime_at(a[:-1], grid, gprime), gprime_at(a[1:], grid, gprime))
@@ -72,11 +81,17 @@ def sup_bound(alphas, grid: np.ndarray, gprime: np.ndarray) -> float:
 
 
 def _check_curve(grid, gprime) -> tuple[np.ndarray, np.ndarray]:
+    """A |g'| (or |g''|) curve sampled on a grid that covers [0, 1]: it starts at 0, stays in [0, 1] and ends within
+    one grid step of 1 (Algorithm 1's grid j/k stops at 1 − 1/k; past the last point the curve is held constant)."""
     grid, gprime = np.asarray(grid, np.float64), np.asarray(gprime, np.float64)
     if grid.shape != gprime.shape or grid.ndim != 1 or grid.size == 0:
         raise ValueError(f"grid and gprime must be 1-D of equal length, got {grid.shape} and {gprime.shape}")
     if not np.isfinite(grid).all() or np.any(np.diff(grid) <= 0):
         raise ValueError("grid must be finite and strictly increasing")
+    step = np.diff(grid).max() if grid.size > 1 else 1.0
+    if grid[0] != 0 or grid[-1] > 1 or 1 - grid[-1] > step * (1 + 1e-9):
+        raise ValueError(f"grid must cover [0, 1]: start at 0, end at most one grid step below 1 and never pass 1 "
+                         f"(Algorithm 1's j/k, j = 0..k−1), got [{grid[0]:.6g}, {grid[-1]:.6g}] with steps up to {step:.6g}")
     if not np.isfinite(gprime).all() or (gprime < 0).any():
         raise ValueError("gprime must be finite and non-negative")
     return grid, gprime
@@ -268,8 +283,8 @@ def fit_schedule(
 
     if bound == "faithful":
         value = _faithful_objective(grid, gprime)
-    else:
-        value = lambda a: BOUNDS[bound](a, grid, gprime)  # noqa: E731
+    else:  # the unchecked forms: alphas_of always gives a valid partition, and Powell calls this thousands of times
+        value = lambda a: {"paper": _paper, "sup": _sup}[bound](a, grid, gprime)  # noqa: E731
 
     def objective(theta: np.ndarray) -> float:
         return value(alphas_of(theta))
@@ -292,8 +307,9 @@ def fit_schedule(
 
 
 def linear_schedule(n: int) -> np.ndarray:
-    """The left rule's equispaced points 0, 1/n, …, (n−1)/n."""
-    return np.arange(int(n)) / int(n)
+    """The left rule's equispaced points 0, 1/n, …, (n−1)/n (n >= 1)."""
+    n = V.check_count(n, "n")
+    return np.arange(n) / n
 
 
 def save_schedule(
@@ -394,18 +410,19 @@ def per_image_derivatives(
     image's features only; their means over the images are :func:`estimate_gderivatives`.
 
     One set of k + 1 integrand evaluations per image, images × alphas batched ``batch_size`` at a time."""
-    k = V.check_count(k, "k", minimum=2, maximum=I.MAX_NODES[0], why_max="k + 1 gradient evaluations per image")
-    path = P.check_path_name(path)
-    x, target = I.prepare(model, x, target, batch_size)
-    batch_size = I.resolve_batch_size(batch_size, model, x, target, output, (k + 1) * x.shape[0])
-    if x.shape[0] > batch_size:
-        # Per-image kwargs (a per-image baseline, the manifold path's knots) are sliced with the images.
-        parts = [
-            per_image_derivatives(model, x[sl], path, k, target[sl], output, batch_size, **kw)
-            for sl, kw in I.image_batches(x, batch_size, path_kwargs)
-        ]
-        return parts[0][0], np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+    k = V.check_count(k, "k", minimum=2, maximum=Q.MAX_EVALUATIONS, why_max="k + 1 gradient evaluations per image")
     alphas = torch.linspace(0, 1, k + 1, dtype=torch.float64)
+    plan = I.make_plan(model, path, output=output, engine=I.Engine(batch_size=batch_size), nodes=alphas, **path_kwargs)
+    checks = V.DeviceChecks()
+    x, plan = plan.prepare(x, target, checks, total_per_image=k + 1)
+    parts = [_per_image_derivatives(p, x[sl], k, checks) for sl, p in plan.batches(x)]
+    checks.settle()
+    return tuple([alphas[:-1].numpy()] + [torch.cat([p[j] for p in parts]).cpu().numpy() for j in (0, 1)])
+
+
+def _per_image_derivatives(plan: I.Plan, x: torch.Tensor, k: int, checks: V.DeviceChecks) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`per_image_derivatives` on images that fit in a pass: (gprime (B, k), gsecond (B, k)) on the device."""
+    alphas = plan.nodes
     dalpha = 1.0 / k
     d1 = torch.zeros(k, x.shape[0], dtype=torch.float64, device=x.device)
     d2 = torch.zeros(k, x.shape[0], dtype=torch.float64, device=x.device)
@@ -413,21 +430,21 @@ def per_image_derivatives(
     def reduce(t: torch.Tensor) -> torch.Tensor:
         return t.abs().flatten(2).mean(2).double()  # (rows, B): the mean over each image's features
 
-    if path in P.ADAPTIVE_PATHS:
+    if plan.path.adaptive:
         # An adaptive path (Guided IG, SAMP) exists only at its own steps: g on segment j is
         # grad_j ⊙ Δx_j / Δα (SAMP 'both': the mean of its two directions' segments).
-        entry = P.adaptive_path(path, path_kwargs)
-        grads, deltas = entry.fn(lambda pts: I.gradients(model, pts, target, output), x, alphas[:-1], **path_kwargs)
-        g = P.segment_integrands(grads, deltas, k) / dalpha  # (k, B, ...): g on each of the k segments
+        run = I.adaptive_run(plan, x, alphas[:-1], checks, ends=False)
+        g = P.segment_integrands(run.grads, run.deltas, k) / dalpha  # (k, B, ...): g on each of the k segments
         d1[: k - 1] = reduce(g[1:] - g[:-1]) / dalpha
         d1[k - 1] = d1[k - 2]
         if k >= 3:
             d2[1 : k - 1] = reduce(g[2:] - 2 * g[1:-1] + g[:-2]) / dalpha**2
             d2[k - 1] = d2[k - 2]
         d2[0] = d2[1]
-        return alphas[:-1].numpy(), d1.T.cpu().numpy(), d2.T.cpu().numpy()
+        checks.add(torch.isfinite(d1).all(), I._not_finite)
+        return d1.T, d2.T
     tail = None  # the last (up to) two integrand rows of the previous chunk
-    for sl, g in I.integrand_chunks(model, x, alphas, target, path, output, batch_size, **path_kwargs):
+    for sl, g in I.integrand_chunks(plan, x, checks=checks):
         seq = g if tail is None else torch.cat([tail, g])
         start = sl.start - (0 if tail is None else len(tail))
         if len(seq) >= 2:
@@ -438,7 +455,7 @@ def per_image_derivatives(
             d2[start + 1 : start + 1 + len(c)] = c[: max(0, k - start - 1)]
         tail = seq[-2:]
     d2[0] = d2[1]
-    return alphas[:-1].numpy(), d1.T.cpu().numpy(), d2.T.cpu().numpy()
+    return d1.T, d2.T
 
 
 def estimate_gsecond(

@@ -29,19 +29,7 @@ RANGE_SLACK = 1e-5
 
 def check_images(x, name: str = "x") -> torch.Tensor:
     """``x`` as a float tensor (B, C, H, W) with finite values in [0, 1], or a ValueError that says how to fix it."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of images (B, C, H, W) in [0, 1], got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(
-            f"{name} has dtype {x.dtype}; riemannkit takes float images in [0, 1]: convert 8-bit images with "
-            f"{name}.float() / 255"
-        )
-    if x.ndim != 4:
-        raise ValueError(f"{name} must be a (B, C, H, W) batch of images, got shape {tuple(x.shape)}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} holds no images (shape {tuple(x.shape)})")
+    x = check_image_form(x, name)
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} holds NaN or Inf values; images must be finite values in [0, 1]")
     lo, hi = (float(v) for v in torch.aminmax(x.detach()))
@@ -57,6 +45,73 @@ def check_images(x, name: str = "x") -> torch.Tensor:
             fix = f"clip or rescale it into [0, 1] (e.g. {name}.clamp(0, 1)) if the excess is rounding"
         raise ValueError(f"{name} must hold values in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; {fix}")
     return x
+
+
+def check_image_form(x, name: str = "x") -> torch.Tensor:
+    """``x`` as a float tensor (B, C, H, W) (numpy converted): :func:`check_images` without the value checks,
+    which need a host sync (see :class:`DeviceChecks`)."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of images (B, C, H, W) in [0, 1], got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(
+            f"{name} has dtype {x.dtype}; riemannkit takes float images in [0, 1]: convert 8-bit images with "
+            f"{name}.float() / 255"
+        )
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be a (B, C, H, W) batch of images, got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} holds no images (shape {tuple(x.shape)})")
+    return x
+
+
+def image_values_ok(x: torch.Tensor) -> torch.Tensor:
+    """A boolean tensor on ``x``'s device: every value finite and in [0, 1] (within RANGE_SLACK); no host sync."""
+    lo, hi = torch.aminmax(x.detach())
+    return torch.isfinite(x).all() & (lo >= -RANGE_SLACK) & (hi <= 1 + RANGE_SLACK)
+
+
+class DeviceChecks:
+    """Checks whose outcome is a boolean tensor on the device, collected during one call and read with one host
+    sync at its end (:meth:`settle`), so that a GPU never waits for the host in the middle of a call.
+
+    Each check carries the function that raises (or warns) with its message, run only when the check failed;
+    checks are settled in the order they were added, errors before warnings."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[torch.Tensor, Callable[[], None], bool]] = []
+
+    def add(self, ok: torch.Tensor, fail: Callable[[], None]) -> None:
+        """Add the check ``ok`` (a boolean tensor); ``fail()`` raises the error when it is False."""
+        self._items.append((ok.detach().reshape(()), fail, False))
+
+    def warn_unless(self, ok: torch.Tensor, warn: Callable[[], None]) -> None:
+        """Add a warning: ``warn()`` runs when ``ok`` is False (after every error check passed)."""
+        self._items.append((ok.detach().reshape(()), warn, True))
+
+    def images(self, x: torch.Tensor, name: str = "x") -> None:
+        """Finite values in [0, 1] (:func:`check_images`' value checks), settled later."""
+        self.add(image_values_ok(x), lambda: check_images(x, name))
+
+    def target(self, target: torch.Tensor, n_classes: int) -> None:
+        """Class indices in [0, n_classes) (:func:`check_target`'s range check), settled later."""
+        ok = ((target >= 0) & (target < n_classes)).all() if target.numel() else torch.ones((), dtype=torch.bool)
+        self.add(ok, lambda: check_target(target, target.shape[0], n_classes))
+
+    def settle(self) -> None:
+        """Read every check with one host sync; raise the first failed error check, then run failed warnings."""
+        if not self._items:
+            return
+        items, self._items = self._items, []
+        # Gather on the accelerator when there is one: copying a CPU flag there does not wait on its queue.
+        dev = next((ok.device for ok, _, _ in items if ok.device.type != "cpu"), items[0][0].device)
+        if bool(torch.stack([ok.to(dev, non_blocking=True) for ok, _, _ in items]).all()):
+            return
+        for ok, fail, warn in sorted(items, key=lambda t: t[2]):  # errors first, each in the order added
+            if not bool(ok):
+                fail()
+        return
 
 
 def check_count(value, name: str, minimum: int = 1, maximum: int | None = None, why_max: str = "") -> int:
@@ -105,10 +160,17 @@ def check_target(target, n_images: int, n_classes: int | None = None, device=Non
     """``target`` (one index, or one per image) as a long tensor (n_images,) of class indices in [0, n_classes)."""
     if isinstance(target, (bool, np.bool_)):
         raise ValueError(f"target must be integer class indices, got the bool {target!r}")
-    t = torch.as_tensor(target)
+    if isinstance(target, (str, bytes)):
+        raise ValueError(f"target={target!r} is text; accepted values: integer class indices (an int such as 3, a "
+                         f"list of ints, or an integer tensor), one or one per image")
+    try:
+        t = torch.as_tensor(target)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"target={target!r} is not integer class indices ({err}); accepted values: an int, a list "
+                         "of ints or an integer tensor, one or one per image") from None
     if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
         raise ValueError(f"target must be integer class indices, got {target!r} (dtype {t.dtype})")
-    t = t.to(device=device, dtype=torch.long).reshape(-1)
+    t = t.to(dtype=torch.long).to(device=device, non_blocking=True).reshape(-1)  # host-to-device: no wait on the queue
     if t.numel() == 1 and n_images > 1:
         t = t.expand(n_images)
     if t.shape[0] != n_images:

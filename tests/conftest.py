@@ -229,6 +229,30 @@ class NaNModel(nn.Module):
         return self.lin(x.flatten(1)) * torch.tensor(float("nan"))
 
 
+class SteepModel(nn.Module):
+    """Two logits (0, A·σ(k(v·x / v·1 − c))): on the IG path from black to x, f rises by A in a window of width ~1/k
+    around α = c / (v·x / v·1), and the integrand g(α) = f'(α) (v ⊙ x)/(v·x) is one fixed map times a spike, so the
+    exact attribution is (v ⊙ x)/(v·x) · (f(x) − f(0))."""
+
+    def __init__(self, shape=SHAPE, k: float = 200.0, c: float = 0.3, amplitude: float = 5.0, seed: int = 4):
+        super().__init__()
+        self.shape, self.k, self.c, self.amplitude = tuple(shape), float(k), float(c), float(amplitude)
+        self.v = nn.Parameter(torch.rand(math.prod(self.shape), generator=_gen(seed)) + 0.1, requires_grad=False)
+
+    def forward(self, x):
+        z = self.amplitude * torch.sigmoid(self.k * (x.flatten(1) @ self.v / self.v.sum() - self.c))
+        return torch.stack([torch.zeros_like(z), z], 1)
+
+    def exact(self, x: torch.Tensor, f_input: torch.Tensor, f_baseline: torch.Tensor) -> torch.Tensor:
+        """The exact IG map (from black) of the logit of class 1."""
+        vx = self.v.double().view(self.shape) * x.double()
+        return vx / vx.flatten(1).sum(1).view(-1, 1, 1, 1) * (f_input - f_baseline).double().view(-1, 1, 1, 1)
+
+    def spike(self, x: torch.Tensor) -> torch.Tensor:
+        """Where the spike sits on each image's IG path: α = c / (v·x / v·1)."""
+        return self.c / (x.double().flatten(1) @ self.v.double() / float(self.v.sum()))
+
+
 class Counting(nn.Module):
     """Wraps a model and records the batch size of every forward call."""
 

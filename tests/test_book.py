@@ -82,8 +82,16 @@ def test_code_state_and_code_sha256_name_the_code_that_ran():
     h = book.code_sha256(files)
     assert h == book.code_sha256(files) and len(h) == 64
     assert h != book.code_sha256(files[:1]) and h != book.code_sha256(files[::-1])
-    with pytest.raises(FileNotFoundError, match="neither committed"):
+    with pytest.raises(FileNotFoundError, match="not in the working tree"):
         book.code_sha256(["riemannkit/no_such_module.py"])
+    # the working copy is what is hashed (the code that runs), so a clean tree's hash is its commit's
+    import hashlib
+    import subprocess
+
+    blob = subprocess.run(["git", "show", "HEAD:riemannkit/stats.py"], cwd=book.REPO_ROOT, capture_output=True).stdout
+    if not state["dirty"] and blob:
+        want = hashlib.sha256(b"riemannkit/stats.py\0" + blob + b"\0").hexdigest()
+        assert book.code_sha256(["riemannkit/stats.py"]) == want
 
 
 def test_provenance_names_versions_and_dirty_state_and_save_json_adds_wall_time(tmp_path):
@@ -102,25 +110,210 @@ def test_provenance_names_versions_and_dirty_state_and_save_json_adds_wall_time(
         book.save_json(out, {"provenance": prov})
 
 
+HEADER = {"benchmark": "reference_samp", "model": "m", "methods": ["ig"], "metrics": ["deletion"]}
+
+
+def _settings(images=("p1", "p2"), **extra):
+    return {"model": "m", "images": list(images), "steps": 16, **extra}
+
+
+def _cell(v=0.1):
+    return {"target": 1, "p": 0.5, "scores": {"ig": {"deletion": v}}}
+
+
 def test_photo_run_resumes_only_the_same_settings_and_code(tmp_path):
-    f = tmp_path / "u.json"
+    f = tmp_path / "samp_pool_m.json"
     state = {**book.code_state(allow_dirty=True), "code_sha256": "a"}  # as the reference scripts build it
-    run = book.PhotoRun(f, 1, {"images": ["p1", "p2"]}, state, "cmd", "cpu", {"benchmark": "t"})
+    run = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     assert run.todo() == ["p1", "p2"] and not run.resumed
-    run.add("p1", {"v": 1})
+    run.add("p1", _cell())
     rec = json.loads(f.read_text())
     assert not rec["complete"] and rec["images"] == {"evaluated": ["p1"], "planned": ["p1", "p2"]}
-    assert rec["benchmark"] == "t" and rec["provenance"]["command"] == "cmd" and rec["provenance"]["photos_done"] == 1
-    again = book.PhotoRun(f, 1, {"images": ["p1", "p2"]}, state, "cmd", "cpu", {"benchmark": "t"})
+    assert rec["benchmark"] == "reference_samp" and rec["provenance"]["command"] == "cmd" and rec["provenance"]["photos_done"] == 1
+    assert rec["provenance"]["numerics"]["device_type"] == "cpu" and book.unit_variant(rec) == "cpu"
+    run.lock.release()  # as a killed run's lock goes with its process
+    again = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     assert again.resumed and again.todo() == ["p2"]
-    again.add("p2", {"v": 2})
+    again.add("p2", _cell(0.2))
     rec = json.loads(again.finish().read_text())
     assert rec["complete"] and list(rec["cells"]) == ["p1", "p2"] and len(rec["provenance"]["parts"]) == 2
-    for other in ({"images": ["p1"]}, ):  # other settings, other code, other schema: start afresh
-        assert not book.PhotoRun(f, 1, other, state, "cmd", "cpu", {}).resumed
-    assert not book.PhotoRun(f, 1, {"images": ["p1", "p2"]}, {**state, "code_sha256": "b"}, "cmd", "cpu", {}).resumed
-    assert not book.PhotoRun(f, 2, {"images": ["p1", "p2"]}, state, "cmd", "cpu", {}).resumed
-    done = book.PhotoRun(f, 1, {"images": ["p1", "p2"]}, state, "cmd", "cpu", {"benchmark": "t"})
     before = f.read_text()
+    # Other settings, other code, other schema: the run stops, names the difference and keeps the file.
+    for settings, st, schema, what in ((_settings(["p1"]), state, 1, "settings.images"),
+                                       (_settings(), {**state, "code_sha256": "b"}, 1, r"code \(code_sha256\)"),
+                                       (_settings(), state, 2, "schema")):
+        with pytest.raises(book.U.UnitError, match=what) as err:
+            book.PhotoRun(f, schema, settings, st, "cmd", "cpu", HEADER)
+        assert "--overwrite" in str(err.value) and str(f) in str(err.value)
+        assert f.read_text() == before
+    done = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     done.finish()  # a complete run resumed with nothing to add stays as it was
     assert f.read_text() == before
+    fresh = book.PhotoRun(f, 1, _settings(["p1"]), state, "cmd", "cpu", HEADER, overwrite=True)  # asked by name
+    assert not fresh.resumed and fresh.todo() == ["p1"]
+    fresh.lock.release()
+    with pytest.raises(ValueError, match="file name is 'samp_pool_m.json'"):
+        book.PhotoRun(tmp_path / "samp_pool_other.json", 1, _settings(), state, "cmd", "cpu", HEADER)
+
+
+def _partial(tmp_path, state, cells):
+    f = tmp_path / "samp_pool_m.json"
+    run = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    run.add("p1", _cell())
+    run.lock.release()
+    rec = json.loads(f.read_text())
+    rec["cells"] = cells
+    rec["images"]["evaluated"] = list(cells)
+    f.write_text(json.dumps(rec))
+    return f
+
+
+@pytest.mark.parametrize("cells, what", [
+    ({"p1": {**_cell(), "scores": {"ig": {"deletion": float("nan")}}}}, r"cells\['p1'\]\.scores\['ig'\]\['deletion'\]=nan must be finite"),
+    ({"p1": {**_cell(), "scores": {"ig": {"deletion": "garbage"}}}}, r"\['deletion'\]='garbage' must be a number"),
+    ({"p1": _cell(), "x9": _cell()}, r"photo 'x9' is not one of the unit's photos"),
+    ({"p1": {"target": 1, "p": 0.5}}, r"cells\['p1'\]\.scores is missing"),
+])
+def test_photo_run_refuses_to_resume_a_bad_cell(tmp_path, cells, what):
+    state = {**book.code_state(allow_dirty=True), "code_sha256": "a"}
+    f = _partial(tmp_path, state, cells)
+    before = f.read_text()
+    with pytest.raises(book.U.UnitError, match=what):
+        book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    assert f.read_text() == before  # kept for a person to look at
+
+
+def test_photo_run_refuses_a_truncated_unit_and_a_bad_new_cell(tmp_path):
+    state = {**book.code_state(allow_dirty=True), "code_sha256": "a"}
+    f = _partial(tmp_path, state, {"p1": _cell()})
+    f.write_text(f.read_text()[:200])
+    with pytest.raises(book.U.UnitError, match=f"{f}: the stored unit does not parse.*truncated"):
+        book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    run = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER, overwrite=True)
+    with pytest.raises(book.U.UnitError, match="must be finite"):
+        run.add("p1", _cell(float("inf")))
+    run.finish()
+
+
+def test_photo_run_holds_its_unit_against_a_second_run(tmp_path):
+    import os
+
+    state = {**book.code_state(allow_dirty=True), "code_sha256": "a"}
+    f = tmp_path / "samp_pool_m.json"
+    first = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    with pytest.raises(book.U.UnitLocked, match=rf"another run holds this unit \({f}, pid {os.getpid()}\)"):
+        book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    first.add("p1", _cell())
+    first.finish()
+    assert not (tmp_path / "samp_pool_m.json.lock").exists()
+    second = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    assert second.resumed and second.todo() == ["p2"]
+    second.finish()
+
+
+def test_reference_out_dir_keeps_dry_runs_out_of_results(tmp_path):
+    assert book.reference_out_dir(None, False) == book.BUILD_DIR / "reference"
+    assert book.reference_out_dir(None, True) == book.BUILD_DIR / "reference_dry_run"
+    assert book.reference_out_dir(tmp_path, True) == tmp_path.resolve()
+    assert book.reference_out_dir(book.RESULTS_DIR / "reference", False) == book.RESULTS_DIR / "reference"
+    with pytest.raises(SystemExit, match="not evidence"):
+        book.reference_out_dir(book.RESULTS_DIR / "reference", True)
+
+
+def test_counts_below_one_are_refused_and_seeds_below_zero():
+    for bad, what in (({"k": -1}, r"parameter k=-1 must be >= 1"), ({"k": 0}, r"parameter k=0 must be >= 1"),
+                      ({"steps": [16, 0]}, r"parameter steps\[1\]=0 must be >= 1"), ({"limit": "-2"}, "limit=-2")):
+        with pytest.raises(ValueError, match=what):
+            book.check_parameters(namespace(**bad))
+    ns = {**namespace(seed=0), "__annotations__": {**namespace()["__annotations__"], "seed": int}}
+    assert book.check_parameters(ns)["seed"] == 0
+    with pytest.raises(ValueError, match="parameter seed=-1 must be >= 0"):
+        book.check_parameters({**ns, "seed": -1})
+
+
+def test_setup_refuses_a_parameter_papermill_injected_that_the_chapter_does_not_declare():
+    injected = "# Parameters\nn_evl = 3\nk = 8\n"
+    ns = namespace(In=["", "k: int = 32", injected, "from riemannkit import book"], device="cpu")
+    assert book.injected_parameters(ns) == ["n_evl", "k"]
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['n_evl'\] for the t chapter.*accepted parameters: steps"):
+        book.setup("t", ns)
+    ns = namespace(In=["", "# Parameters\nk = 8\nPAPERMILL_INPUT_PATH = 'x'\n"], device="cpu")
+    assert book.setup("t", ns).params["k"] == 32  # declared names (and papermill's own) pass
+    assert book.injected_parameters(namespace(In=["x = 1"])) == []  # not run by papermill
+
+
+def test_setup_checks_the_results_file_before_any_work(tmp_path):
+    hints = {**namespace()["__annotations__"], "save_results": bool, "results_file": str, "overwrite": bool}
+    ns = {**namespace(device="cpu"), "__annotations__": hints, "save_results": True, "overwrite": False}
+    with pytest.raises(ValueError, match="outside the repository's results folder"):
+        book.setup("t", {**ns, "results_file": "/tmp/x.json"})
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        book.setup("t", {**ns, "results_file": "reference/samp_pool_efficientnet_lite0.json"})
+    assert book.setup("t", {**ns, "results_file": "reference/samp_pool_efficientnet_lite0.json", "save_results": False})
+
+
+@pytest.mark.slow  # starts a Jupyter kernel through papermill
+def test_papermill_run_refuses_a_misspelt_parameter_and_a_negative_count(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import nbformat
+
+    root = str(book.REPO_ROOT)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("n_eval: int = 2  # photos")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {root!r})\n"
+                                                  "from riemannkit import book\nch = book.setup('t', globals())")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src = tmp_path / "t.ipynb"
+    nbformat.write(nb, src)
+    env = {**os.environ, "PYTHONPATH": root}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "papermill", str(src), str(tmp_path / "out.ipynb"), *args],
+                              capture_output=True, text=True, env=env, timeout=300)
+
+    bad = run("-p", "n_evl", "3")
+    assert bad.returncode != 0 and "unknown parameter(s) ['n_evl']" in bad.stderr + bad.stdout
+    assert "did you mean n_eval" in bad.stderr + bad.stdout
+    neg = run("-p", "n_eval", "-1")
+    assert neg.returncode != 0 and "parameter n_eval=-1 must be >= 1" in neg.stderr + neg.stdout
+    assert run("-p", "n_eval", "3").returncode == 0
+
+
+def test_setup_checks_paths_methods_and_metrics_against_their_registries():
+    with pytest.raises(ValueError, match=r"parameter paths holds \['igg'\]; accepted values: ig, "):
+        book.setup("t", namespace(paths=["ig", "igg"], device="cpu"))
+    with pytest.raises(ValueError, match=r"parameter paths=\[\] must be a non-empty list"):
+        book.setup("t", namespace(paths=[], device="cpu"))
+    hints = {**namespace()["__annotations__"], "methods": list[str], "metrics": list[str]}
+    ns = {**namespace(device="cpu"), "__annotations__": hints, "methods": ["ig+idgi"], "metrics": ["deletion"]}
+    assert book.setup("t", ns).params["methods"] == ["ig+idgi"]
+    with pytest.raises(ValueError, match=r"parameter metrics holds \['sic'\]"):
+        book.setup("t", {**ns, "metrics": ["sic"]})
+
+
+def test_a_photo_run_stops_at_its_deadline_saved_and_resumable(tmp_path, monkeypatch):
+    """With RIEMANNKIT_STOP_AT in the past, PhotoRun.add saves the photo, releases the lock and raises DeadlineReached;
+    a rerun resumes from the saved photo and finishes."""
+    import json
+
+    settings = {"model": "m", "images": ["a", "b", "c"], "steps": 16}
+    header = {"benchmark": "reference_samp", "model": "m", "methods": ["ig"], "metrics": ["deletion"]}
+    state = {**book.code_state(allow_dirty=True), "code_sha256": "x"}
+    cell = {"target": 1, "p": 0.5, "scores": {"ig": {"deletion": 0.1}}}
+    f = tmp_path / "samp_pool_m.json"
+    monkeypatch.setenv(book.STOP_AT_ENV, "0")
+    run = book.PhotoRun(f, 1, settings, state, "cmd", "cpu", header)
+    with pytest.raises(book.DeadlineReached, match="1 of 3 photos stored"):
+        run.add("a", cell)
+    assert json.loads(f.read_text())["images"]["evaluated"] == ["a"]
+    monkeypatch.delenv(book.STOP_AT_ENV)
+    again = book.PhotoRun(f, 1, settings, state, "cmd", "cpu", header)  # the lock was released: a rerun may start
+    assert again.resumed and again.todo() == ["b", "c"]
+    for name in again.todo():
+        again.add(name, cell)
+    again.finish()
+    assert json.loads(f.read_text())["complete"]

@@ -39,3 +39,31 @@ def test_check_reports_an_edited_notebook(tmp_path, monkeypatch):
     nbformat.write(nb, f)
     assert sync.main(["--check"]) == 1
     assert sync.main([]) == 0 and sync.main(["--check"]) == 0  # regenerating restores the pair
+
+
+def test_papermill_sees_every_declared_parameter_and_nothing_is_declared_elsewhere():
+    """`papermill --help-notebook` lists exactly the annotated names of the parameters cell (a second '=' on a line,
+    or an annotation such as `int | None`, hides a parameter from it), and no other cell declares one."""
+    import ast
+    import warnings
+
+    from papermill.translators import PythonTranslator
+
+    for md in sorted((ROOT / "chapters").glob("*.md")):
+        nb = sync.notebook_from_source(md)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        (cell,) = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+        tree = ast.parse(cell.source)
+        declared = [n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)]
+        assert not [n for n in tree.body if isinstance(n, ast.Assign)], f"{md.name}: a parameter without a type"
+        seen = [p.name for p in PythonTranslator.inspect(cell)]
+        assert seen == declared, f"{md.name}: papermill sees {seen}, the cell declares {declared}"
+        for other in code:
+            if other is not cell:
+                try:
+                    with warnings.catch_warnings():  # a chapter's regex strings are not this test's business
+                        warnings.simplefilter("ignore")
+                        body = ast.parse(other.source).body
+                except SyntaxError:  # IPython magics
+                    continue
+                assert not [n for n in body if isinstance(n, ast.AnnAssign)], f"{md.name}: a parameter outside its cell"

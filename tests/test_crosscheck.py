@@ -89,7 +89,12 @@ def test_pair_call_model_function_is_nhwc_gradients(setup):
     call = C.pair_call_model_function(net, int(t[0]))
     out = call(x[:1].permute(0, 2, 3, 1).numpy(), None, [INPUT_OUTPUT_GRADIENTS])[INPUT_OUTPUT_GRADIENTS]
     ref = I.gradients(net, x[:1], t[:1], "prob")
-    np.testing.assert_allclose(out, ref.permute(0, 2, 3, 1).numpy(), rtol=1e-6, atol=1e-9)
+    want = ref.permute(0, 2, 3, 1).numpy()
+    # float32 gradients through an NHWC copy: another memory layout, another summation order in the conv's backward,
+    # so elements agree to ~1e-6 of the gradient's scale, not of each element (CI's run with ATen's non-vectorised
+    # kernels, ATEN_CPU_CAPABILITY=default, reproduced here: 1.2e-9 on an element of 9.5e-5 whose map reaches 5.7e-3;
+    # a wrong layout or class moves elements by the scale itself).
+    np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-5 * float(np.abs(want).max()))
 
 
 def test_pair_ig_weighting_reproduced(setup):

@@ -209,6 +209,31 @@ def test_both_pic_axes_share_one_forward_pass_per_bokeh_image(region_setup):
     assert sum(counting.calls) == one_axis == 3 * 2 * (len(M.PIC_THRESHOLDS) + 2)
 
 
+def test_metric_table_pairs_per_call_and_per_image_curves(region_setup):
+    """Scoring one method per call or all methods in one call gives the same table (each image's numbers do not depend
+    on the other pairs in its passes, to float32 rounding); per_image_curves adds each image's curve, whose mean is
+    the table's curve.  (PIC's grouping is the same loop: tests/test_reference_idgi.py scores it, one photo against
+    a group.)"""
+    model, x, maps = region_setup
+    target = torch.zeros(2, dtype=torch.long)
+    kw = dict(metrics=["insertion_prob", "insertion_ratio", "deletion"], target=target, steps=8,
+              insertion_start="black", min_pred_value=0.5)
+    one = EV.metric_table(model, x, maps, max_pairs=1, batch_size=4, **kw)
+    allp = EV.metric_table(model, x, maps, max_pairs=64, batch_size=64, per_image_curves=True, **kw)
+    assert list(allp) == list(one)
+    for name in maps:
+        assert list(allp[name]) == list(one[name])
+        for metric, rec in one[name].items():
+            assert allp[name][metric]["per_image"] == pytest.approx(rec["per_image"], abs=1e-6, nan_ok=True), (name, metric)
+            assert "per_image_curves" not in rec
+        for metric in ("insertion_prob", "deletion"):
+            curves = torch.tensor(allp[name][metric]["per_image_curves"], dtype=torch.float64)
+            assert curves.shape == (2, 9)
+            assert curves.mean(0).tolist() == pytest.approx(allp[name][metric]["curve"], abs=1e-12)
+    with pytest.raises(ValueError, match="max_pairs must be an integer >= 1"):
+        EV.metric_table(model, x, maps, max_pairs=0, **kw)
+
+
 def test_metric_table_errors(region_setup, images):
     model, x, maps = region_setup
     with pytest.raises(ValueError, match="unknown metrics.*accepted values: insertion_prob"):

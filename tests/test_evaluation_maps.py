@@ -44,8 +44,8 @@ def test_path_and_idgi_equal_the_two_separate_calls(conv_model, images, path, kw
 def test_one_pass_of_gradients(conv_model, images, counting):
     model = counting(conv_model)
     ID.path_and_idgi(model, images, "ig", n=8, target=0, batch_size=4)
-    # f(x) once (B = 2), then 8 alphas × 2 images in chunks of ≤ 4 points: the cost of one method.
-    assert model.calls == [2, 4, 4, 4, 4]
+    # 8 alphas × 2 images in passes of ≤ 4 points, then f(x) as one more row: the cost of one method.
+    assert model.calls == [4, 4, 4, 4, 2]
 
 
 def test_more_images_than_a_batch(conv_model, baseline):

@@ -31,7 +31,9 @@ def test_table1_cells_carry_the_papers_numbers_and_a_ci_that_holds_the_mean():
     assert base["paper"] == 0.374
     assert next(c for c in cells if c["recipe"] == "riemannopt_paper_left")["paper"] is None  # not a paper row
     md = EV.table1_markdown(cells)
-    assert md.count("\n") == 1 + 4 and "**0.404**" in md
+    assert md.startswith("**m**, 30 photos") and md.count("\n| IG |") == 4 and "(**0.404**)" in md
+    assert "| IG | RiemannOpt, released (right sum) |" in md and "linear_left" not in md
+    assert "[" in EV.table1_markdown(cells, ci=True) and "**0.404**" not in EV.table1_markdown(cells, ci=True)
 
 
 def test_claims_are_judged_from_the_paired_differences():
@@ -60,7 +62,8 @@ def test_judge_claims_combines_cells_and_leaves_unjudged_claims_marked():
     assert by["R1-blurig"]["verdict"] == "not judged" and by["I1"]["verdict"] == "not judged"
     assert EV.combined_verdict(["holds", "inconclusive"]) == "inconclusive"
     assert EV.combined_verdict(["holds", "does not hold"]) == "does not hold"
-    assert "**holds**" in EV.claims_overview_markdown(judged)
+    assert "**✓ holds** | R1-ig |" in EV.claims_overview_markdown(judged)
+    assert "- **R1-ig** (✓ holds):" in EV.claims_details_markdown(judged)
 
 
 def test_pool_table_has_a_row_per_photo_and_counts_match_the_flags():
@@ -83,12 +86,17 @@ def test_a_partial_run_cannot_make_an_every_n_claim_hold():
     assert EV.judge_claims(claims, [unit], paper)[0]["verdict"] == "does not hold"  # failing at one n already decides
 
 
-def _calibrated(model: str, path: str, peak: float) -> dict:
+CPU_PROV = {"device": "CPU (x86_64, 2 threads)", "git_commit": "abc", "parts": []}
+
+
+def _calibrated(model: str, path: str, peak: float, points_only: bool = False) -> dict:
     grid = np.linspace(0, 1, 129)[:-1]
     g = np.exp(-((grid - peak) / 0.05) ** 2)
-    return {"model": model, "path": path, "results": {}, "images": {"calibration": ["a", "b"]},
+    return {"benchmark": "reference_riemannopt", "schema": 1, "complete": True, "model": model, "path": path,
+            "settings": {"steps": [16], **({"points_only": True} if points_only else {})}, "provenance": CPU_PROV,
+            "results": {}, "images": {"evaluated": [], "calibration": ["a", "b"]},
             "calibration": {"grid": grid.tolist(), "mean_gprime": g.tolist(), "released_grid": grid.tolist(),
-                            "released_profile": g.tolist()},
+                            "released_profile": g.tolist(), "per_image_gprime": [g.tolist()] * 2},
             "points": {"riemannopt": {"16": np.linspace(0, 1, 17).tolist()},
                        "riemannopt_paper_left": {"16": [0.0, 0.8] + np.linspace(0.81, 0.99, 14).tolist()}}}
 
@@ -97,9 +105,9 @@ def test_figure2_prefers_table1_units_and_reads_the_papers_rise(tmp_path):
     paper = EV.load_paper("riemannopt_table1")
     rise = EV.paper_rise(paper)
     assert set(rise) == {"ig", "blurig", "guidedig"} and rise["blurig"] > rise["ig"] == rise["guidedig"]
-    table1 = _calibrated("m0", "ig", 0.1) | {"settings": {}}
-    points_only = _calibrated("m0", "ig", 0.9) | {"settings": {"points_only": True}}
-    other = _calibrated("m1", "blurig", 0.8) | {"settings": {"points_only": True}}
+    table1 = _calibrated("m0", "ig", 0.1)
+    points_only = _calibrated("m0", "ig", 0.9, points_only=True)
+    other = _calibrated("m1", "blurig", 0.8, points_only=True)
     (tmp_path / "riemannopt_table1_m0_ig.json").write_text(json.dumps(table1))
     (tmp_path / "riemannopt_points_m0_ig.json").write_text(json.dumps(points_only))
     (tmp_path / "riemannopt_points_m1_blurig.json").write_text(json.dumps(other))
@@ -287,3 +295,59 @@ def test_provenance_line_names_the_commit_command_and_time_per_photo():
     assert "commit 0123456789" in line and "`python x.py`" in line
     assert "wall time 100.0 s (25 s of wall time per evaluated photo)" in line
     assert "per evaluated photo" not in EV.provenance_line({**unit, "images": {"evaluated": []}})
+
+
+def _stored_table1(model: str, gap: float, variant: str, seed: int = 0) -> tuple[str, dict]:
+    """A Table 1 unit (file name, record) of ``variant`` whose RiemannOpt row is ``gap`` below the baseline."""
+    from riemannkit import units as U
+
+    steps = (16, 32, 64, 128)
+    rec = _calibrated(model, "ig", 0.1) | {"settings": {"steps": list(steps)}}
+    body = _unit("ig", gap, seed=seed, steps=steps)
+    rec["results"], rec["images"] = body["results"], {**rec["images"], "evaluated": body["images"]["evaluated"]}
+    numerics = {"device_type": "cuda", "dtype": "float32", "tf32_conv": variant == "cuda_tf32", "tf32_matmul": False}
+    if variant != "cpu":
+        rec["provenance"] = {**CPU_PROV, "device": "NVIDIA H200", "numerics": numerics}
+    return U.unit_file_name(rec), rec
+
+
+def test_a_claim_whose_verdict_moves_with_the_numerics_is_device_sensitive(tmp_path):
+    """judge_by_variant and table1_by_variant: the cpu verdict stays the book's; a variant that disagrees on the same
+    model makes the claim device-sensitive; a model only another variant holds is no device effect."""
+    paper = EV.load_paper("riemannopt_table1")
+    claims = json.loads((EV.PAPER_DIR / "claims.json").read_text())["claims"]
+    for name, rec in (_stored_table1("m0", 0.05, "cpu"), _stored_table1("m0", -0.05, "cuda_tf32"),
+                      _stored_table1("m0", 0.05, "cuda", seed=1), _stored_table1("m1", -0.05, "cuda")):
+        (tmp_path / name).write_text(json.dumps(rec))
+    by = {c["id"]: c for c in EV.judge_by_variant(claims, paper, folder=tmp_path)}
+    r1 = by["R1-ig"]
+    assert r1["cpu_verdict"] == "holds" and r1["verdict"] == "device-sensitive"
+    assert r1["by_variant"]["cuda_tf32"]["verdict"] == "does not hold" and r1["by_variant"]["cuda_tf32"]["cpu_same_models"] == "holds"
+    # cuda holds m0 (agrees with cpu) and m1 (only cuda has it, and there the claim fails): the comparison is on m0
+    cuda = r1["by_variant"]["cuda"]
+    assert cuda["verdict"] == "does not hold" and cuda["common_verdict"] == cuda["cpu_same_models"] == "holds"
+    assert "cuda_tf32: does not hold" in EV.variant_cell(r1) and "device-sensitive" in EV.claims_overview_markdown(list(by.values()))
+    assert "On the CPU alone: holds." in EV.claims_details_markdown([r1])
+    rows = EV.table1_by_variant(paper, tmp_path)
+    m0 = [r for r in rows if r["model"] == "m0"]
+    assert m0 and all(r["verdict"] == "device-sensitive" and set(r["by_variant"]) == {"cpu", "cuda", "cuda_tf32"} for r in m0)
+    assert all(set(r["by_variant"]) == {"cuda"} and r["verdict"] == "does not hold" for r in rows if r["model"] == "m1")
+    assert "| m0 | IG | 16 |" in EV.table1_by_variant_markdown(rows)
+    # without the TF32 unit, cuda's m1 (a model the cpu lacks) is no device effect
+    (tmp_path / _stored_table1("m0", -0.05, "cuda_tf32")[0]).unlink()
+    assert {c["id"]: c for c in EV.judge_by_variant(claims, paper, folder=tmp_path)}["R1-ig"]["verdict"] == "holds"
+    # cpu and cuda agree (holds) and differ per photo by the noise only: the floor keeps 'holds'
+    m0 = [r for r in EV.table1_by_variant(paper, tmp_path) if r["model"] == "m0"]
+    assert all(r["floor"]["verdict"] == "holds" == r["verdict"] and r["floor"]["high"] < 0 for r in m0)
+    # both still hold on their own, but the per-photo spread between them (0.038) covers cuda's whole gain (0.012):
+    # a difference inside the numerical floor is never 'holds'
+    name, rec = _stored_table1("m0", 0.012, "cuda")
+    (tmp_path / name).write_text(json.dumps(rec))
+    m0 = [r for r in EV.table1_by_variant(paper, tmp_path) if r["model"] == "m0"]
+    assert all(set(c["verdict"] for c in r["by_variant"].values()) == {"holds"} for r in m0)
+    assert all(r["verdict"] == "inconclusive" and r["floor"]["high"] > 0 for r in m0)
+    assert "with the floor" in EV.table1_by_variant_markdown(m0)
+    # one variant alone: the cpu verdict
+    for f in tmp_path.glob("*cuda*.json"):
+        f.unlink()
+    assert {c["id"]: c for c in EV.judge_by_variant(claims, paper, folder=tmp_path)}["R1-ig"]["verdict"] == "holds"

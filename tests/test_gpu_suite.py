@@ -37,7 +37,7 @@ def dry_run(tmp_path_factory) -> Path:
 def test_dry_run_files_respect_the_device_limits(dry_run):
     files = sorted(dry_run.iterdir())
     names = {f.name for f in files}
-    assert {"suite.json", "smoke.json", "throughput.json", "reference.json", "suite.log"} <= names
+    assert {"suite.json", "smoke.json", "throughput.json", "reference.json", "reference_units.json.gz", "suite.log"} <= names
     assert len(files) <= 8
     for f in files:
         assert f.is_file() and re.fullmatch(r"[A-Za-z0-9._-]+", f.name) and not f.name.endswith(".tmp")
@@ -85,7 +85,15 @@ def test_dry_run_throughput_has_both_models_dtypes_and_the_cost_of_idgi_and_blur
     assert {r["layout"] for r in ok} == {"contiguous", "channels_last"}
     if tp["captum_available"]:
         assert all(r["captum_images_per_s"] > 0 and r["captum_attr_rel_l2"] < 1e-4 for r in ok if r["dtype"] == "fp32")
+        # Captum with its convergence delta (equal work) beside plain Captum, at every pass size
+        assert all(r["captum_delta_images_per_s"] > 0 and r["captum_delta_attr_rel_l2"] < 1e-4 for r in ok if r["dtype"] == "fp32")
     assert {lim["best_mode"] for lim in tp["limits"]} <= {"eager", "channels_last"}
+    # the limit over several pass sizes, riemannkit and Captum at several (each at its best in the summary)
+    assert {lim["batch_size"] for lim in tp["limits"]} == set(tp["config"]["limit_batches"])
+    assert len({r["batch_size"] for r in ok}) > 1 and all("rk_batch_size" in r for r in tp["summary"])
+    # the profile: riemannkit's forwards are its passes, and it syncs the host at most once per call
+    prof = tp["profile"][0]
+    assert prof["summary"]["rk_forwards"] == prof["summary"]["rk_passes_expected"] and prof["summary"]["rk_syncs"] <= 1
     assert [c["dtype"] for c in tp["cost"]] == ["fp32", "bf16"]
     assert set(tp["cost"][0]["relative_to_ig"]) == {"ig", "ig+idgi", "blurig", "blurig+idgi"}
     assert any(s["unit"] == "compile" for s in tp["skipped"])
@@ -94,7 +102,7 @@ def test_dry_run_throughput_has_both_models_dtypes_and_the_cost_of_idgi_and_blur
 
 def test_dry_run_renders_its_tables(dry_run):
     tables = _suite_module().gpu_tables(dry_run)
-    assert {"stages", "throughput", "cost", "parity", "reference"} <= set(tables)
+    assert {"stages", "throughput", "cost", "parity", "reference", "profile"} <= set(tables)
     assert "efficientnet_lite0" in tables["throughput"] and "| ig/left | ok |" in tables["parity"]
 
 
@@ -118,3 +126,17 @@ def test_outbox_refuses_a_ninth_file_and_odd_names(tmp_path):
     with pytest.raises(ValueError, match="letters, digits"):
         _suite_module().Outbox(tmp_path / "b").json("a b.json", {})
     assert json.loads((tmp_path / "f0.json").read_text()) == {"i": "rewritten"}
+
+
+def test_dry_run_runs_each_reference_script_in_process_and_bundles_its_units(dry_run):
+    """Each reference script's own --dry-run, called in the suite's process with a repository-relative --out-dir (so the
+    stored command reruns as is), and every unit file bundled for --unpack."""
+    import gzip
+
+    ref = json.loads((dry_run / "reference.json").read_text())
+    assert [r["status"] for r in ref["runs"]] == ["ok"] * len(ref["runs"]) and len(ref["runs"]) >= 3, ref["runs"]
+    assert all("--out-dir _build/gpu_units_dry_run" in r["command"] for r in ref["runs"])
+    units = json.loads(gzip.decompress((dry_run / "reference_units.json.gz").read_bytes()))
+    assert set(units) == set(ref["files"]) and any(n.startswith("idgi_study_") for n in units)
+    for name, rec in units.items():
+        assert rec["settings"]["dry_run"] is True and "/work/" not in rec["provenance"]["command"], name

@@ -168,8 +168,12 @@ def test_flat_model_gives_zero_map_without_warning():
 def test_batching_one_forward_per_chunk(images):
     model = Counting(ConvNet(seed=0).eval())
     idgi_attribute(model, images, "ig", n=8, target=0, batch_size=4)
-    # f(x) once (B = 2), then 8 alphas × 2 images in chunks of ≤ 4 points, f and ∇f from the same pass.
-    assert model.calls == [2, 4, 4, 4, 4]
+    # 8 alphas × 2 images in passes of whole rows, ≤ 4 points, f and ∇f from the same pass; f(x) is one more
+    # row (2 points): the passes are full, and a quarter more than 4 points is not a row, so it takes a pass.
+    assert model.calls == [4, 4, 4, 4, 2]
+    model.calls.clear()
+    idgi_attribute(model, images, "ig", n=8, target=0, batch_size=8)
+    assert model.calls == [10, 8]  # 9 rows in the 2 passes 8 rows take: f(x) costs no pass
 
 
 def test_bad_inputs(images):

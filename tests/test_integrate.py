@@ -24,6 +24,8 @@ def _schedule_steps(alphas) -> np.ndarray:
 @pytest.mark.parametrize("rule", rk.RULES)
 @pytest.mark.parametrize("n", [2, 5, 16])
 def test_rule_nodes_weights_sum_to_one_and_nodes_in_unit_interval(rule, n):
+    if rule == "simpson" and n % 2 == 0:
+        n += 1  # Simpson takes an odd n (its even n are refused: test_tolerance)
     a, w = rk.rule_nodes(rule, n)
     assert a.dtype == torch.float64 and w.dtype == torch.float64
     assert a.shape == (n,) and w.shape == (n,)
@@ -241,18 +243,19 @@ def test_each_image_alone_equals_batch(conv_model, images):
 def test_forward_calls_are_batched(conv_model, images, counting):
     model = counting(conv_model)
     a = rk.attribute(model, images, n=16, batch_size=64)
-    # predict (2 images), ONE gradient forward of 2 × 16 points, f(x) (2 images); f(x') is f at α = 0
-    assert sorted(model.calls) == [2, 2, 32]
+    # predict (2 images), then ONE forward/backward of 2 × 16 points plus 2 rows for f(x); f(x') is f at α = 0
+    assert model.calls == [2, 34]
     assert a.n_gradients == 16
 
     model.calls.clear()
     rk.attribute(model, images, n=16, batch_size=8, target=1)
-    # target given: no prediction; 16 alphas × 2 images in passes of 8 points
-    assert sorted(model.calls) == [2, 8, 8, 8, 8]
+    # target given: no prediction; 16 alphas × 2 images take 4 passes of 8 points, and the 2 rows of f(x)
+    # spread over them (a pass may hold a quarter more than batch_size rather than add a pass)
+    assert model.calls == [9, 9, 9, 7]
 
     model.calls.clear()
     rk.attribute(model, images, n=5, batch_size=6, target=1)
-    assert sorted(model.calls) == [2, 4, 6]  # 10 points: a full pass of 6, then the remaining 4
+    assert model.calls == [6, 6]  # 10 points and f(x)'s 2 rows: the second pass's free room holds them
 
 
 def test_target_broadcast_and_mismatch(conv_model, images):

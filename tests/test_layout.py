@@ -8,8 +8,9 @@ from pathlib import Path
 import riemannkit
 
 PKG = Path(riemannkit.__file__).parent
-# Ground floor: quadrature-free helpers that every other module may use.
-GROUND = {"validate", "blur", "data", "pool"}
+# Ground floor: quadrature rules (and their refinement to a tolerance), blur kernels, data and validation, the
+# compression estimates, which every other module may use.
+GROUND = {"validate", "blur", "data", "pool", "quadrature", "tolerance", "compression"}
 
 
 def _imports() -> dict[str, set[str]]:
@@ -58,3 +59,33 @@ def test_every_path_is_in_the_one_registry():
 
     assert set(P.PATH_NAMES) == set(P.CLOSED_FORM_PATHS) | set(P.ADAPTIVE_PATHS)
     assert {"ig", "blurig", "guidedig", "samp", "manifold"} <= set(P.PATH_NAMES)
+
+
+def _public_functions():
+    import importlib
+    import inspect
+
+    for f in sorted(PKG.glob("*.py")):
+        if f.stem.startswith("_"):
+            continue
+        mod = importlib.import_module(f"riemannkit.{f.stem}")
+        for name, obj in vars(mod).items():
+            if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == mod.__name__:
+                yield f"{f.stem}.{name}", obj
+
+
+def test_no_tex_in_public_signatures():
+    """The API page renders signatures and docstrings without MathJax: TeX in a default value or a docstring shows
+    as raw dollars and backslashes (CI's browser test failed on plot.nodes_over_curve's old ylabel default)."""
+    import inspect
+    import re
+
+    tex = re.compile(r"\$[^$]*\\[A-Za-z|][^$]*\$")
+    found = []
+    for qual, fn in _public_functions():
+        for p in inspect.signature(fn).parameters.values():
+            if isinstance(p.default, str) and tex.search(p.default):
+                found.append(f"{qual}({p.name}={p.default!r})")
+        if tex.search(inspect.getdoc(fn) or ""):
+            found.append(f"{qual} docstring")
+    assert not found, "TeX the API page cannot typeset: " + ", ".join(found)

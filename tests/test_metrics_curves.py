@@ -458,3 +458,50 @@ def test_pic_from_points_rebuilds_curves_image_by_image():
         M.pic_from_points("xic", res.sic.info, res.sic.score, res.sic.valid)
     with pytest.raises(ValueError, match="one valid flag per image"):
         M.pic_from_points("sic", res.sic.info, res.sic.score[:, :-1], res.sic.valid)
+
+
+def test_ms_ssim_is_the_convolution_and_does_not_depend_on_the_batch():
+    """The Gaussian filter runs as shifted weighted sums: the 1-channel conv2d of before, to float rounding, and each
+    image's value the same alone or in a batch (elementwise arithmetic; float32 as PIC's MS-SSIM axis)."""
+    x, y = _pair(161, 9, 0.2, b=3)
+    win = torch.tensor(M._gauss_window(11, 1.5, torch.float64), dtype=torch.float64)
+    z = torch.stack([x, y, x * x]).reshape(-1, 1, 161, 161)
+    conv = torch.nn.functional.conv2d(torch.nn.functional.conv2d(z, win.view(1, 1, -1, 1)), win.view(1, 1, 1, -1))
+    assert torch.allclose(M._filter_valid(z, win.tolist()), conv, rtol=0, atol=1e-13)
+    xf, yf = x.float(), y.float()
+    together = M.ms_ssim(xf, yf)
+    alone = torch.cat([M.ms_ssim(xf[i : i + 1], yf[i : i + 1]) for i in range(3)])
+    # One float32 rounding at most (a CPU may fuse the multiply-add in its vector loop and not in its tail).
+    assert torch.allclose(together, alone, rtol=1e-6, atol=0)
+
+
+def test_pic_images_are_the_images_pic_curves_scores_and_both_axes_share_them():
+    """pic_images builds the bokeh images of pic_curves (a prefetch of their WebP sizes is collected, not encoded
+    again); pic_curves_axes gives each axis's curves from one forward pass per image, equal to pic_curves'."""
+    from riemannkit import compression as C
+
+    model, x, sal, _ = _pic_case(size=161)
+    x2, sal2 = torch.cat([x, x.flip(-1)]), torch.cat([sal, sal.flip(-1)])
+    imgs = M.pic_images(x2, sal2, start="blur")
+    assert imgs.shape == ((len(M.PIC_THRESHOLDS) + 2) * 2, 3, 161, 161)
+    M.prefetch_webp_bytes(imgs)
+    before = dict(C.COUNTS)
+    counting = Counting(model)
+    target = torch.zeros(2, dtype=torch.long)
+    both = M.pic_curves_axes(counting, x2, sal2, target, start="blur", informations=("webp", "msssim"), batch_size=64)
+    assert C.COUNTS["submitted"] == before["submitted"]  # every WebP size was prefetched
+    assert sum(counting.calls) == imgs.shape[0]  # one forward pass per bokeh image for both axes
+    for info in ("webp", "msssim"):
+        one = M.pic_curves(model, x2, sal2, target, start="blur", information=info)
+        for a, b in zip(both[info], one):
+            for field in ("curve_y", "auc", "info", "score", "valid"):
+                assert torch.allclose(getattr(a, field).double(), getattr(b, field).double(), atol=1e-12, equal_nan=True), (info, field)
+            assert a.reason == b.reason
+    # A tensor start equal to the blurred one gives the same images (metric_table passes it once per photo).
+    assert torch.equal(M.pic_images(x2, sal2, start=M.pic_blur_start(x2)), imgs)
+    with pytest.raises(ValueError, match="pic_images builds pasted bokeh images"):
+        M.pic_images(x2, sal2, start="random_mask")
+    with pytest.raises(ValueError, match="information must name at least one of webp, msssim"):
+        M.pic_curves_axes(model, x2, sal2, informations=())
+    with pytest.raises(ValueError, match="unknown information='png'"):
+        M.pic_curves_axes(model, x2, sal2, informations=("png",))

@@ -51,6 +51,15 @@ def test_dry_run_stores_and_resumes(tmp_path):
     assert all(str(steps[-1]) in r for r in again["results"].values())
     assert again["calibration"]["per_image_gprime"] == rec["calibration"]["per_image_gprime"]
     assert len(again["provenance"]["parts"]) == len(rec["provenance"]["parts"]) + 1
+    # Another run's settings over a stored unit: refused, naming the difference; the unit is kept.
+    kept = written[0].read_text()
+    other = argv[:4] + ["coffee"] + argv[5:]
+    with pytest.raises(ref.U.UnitError, match=r"a complete unit made with other settings.*settings\.evaluated.*--overwrite"):
+        ref.main(other)
+    assert written[0].read_text() == kept
+    written[0].write_text(kept[: len(kept) // 2])  # a truncated unit is named, not silently recomputed
+    with pytest.raises(ref.U.UnitError, match="does not parse"):
+        ref.main(argv)
 
 
 def test_refuses_bad_settings(tmp_path):

@@ -14,7 +14,7 @@ def test_dry_run_scores_samp_and_the_base_paths(tmp_path):
     ref = load_benchmark("reference_samp")
     file = ref.main(["--dry-run", "--device", "cpu", "--allow-dirty", "--out-dir", str(tmp_path)])
     rec = json.loads(file.read_text())
-    assert file.name == "samp_pool_efficientnet_lite0.json" and rec["complete"] and rec["images"]["evaluated"] == ["chelsea"]
+    assert file.name == "samp_pool_efficientnet_lite0_n4.json" and rec["complete"] and rec["images"]["evaluated"] == ["chelsea"]
     cell = rec["cells"]["chelsea"]
     assert set(cell["scores"]) == set(ref.METHODS)
     for m, sc in cell["scores"].items():

@@ -113,10 +113,14 @@ def test_numpy_images_in_range_are_accepted():
 
 
 # ----------------------------------------------------------------------------------------- counts
-@pytest.mark.parametrize("n", [True, False, 2.0, 1.5, "8", 0, -3, None])
+@pytest.mark.parametrize("n", [True, False, 2.0, 1.5, "8", 0, -3])
 def test_bad_n_is_refused(n):
     with pytest.raises(ValueError, match="n must be an integer"):
         rk.attribute(LinearModel(), _x(), n=n)
+
+
+def test_n_none_is_the_default_n():
+    assert torch.equal(rk.attribute(LinearModel(), _x(), n=None, target=0).attr, rk.attribute(LinearModel(), _x(), n=16, target=0).attr)
 
 
 def test_numpy_and_torch_integer_n_are_accepted():
@@ -255,3 +259,54 @@ def test_check_count_and_target_directly():
         V.check_count(1, "k", minimum=2)
     t = V.check_target(np.int64(2), 4, 3)
     assert t.dtype == torch.long and t.tolist() == [2, 2, 2, 2]
+
+
+# ----------------------------------------------------------------------------- issue 27: the probe's earlier cases
+@pytest.mark.parametrize("target", ["3", "0,1", b"1"])
+def test_a_target_given_as_text_is_refused_naming_the_accepted_values(target):
+    with pytest.raises(ValueError, match=r"target=.* is text; accepted values: integer class indices"):
+        rk.attribute(LinearModel(), _x(2), n=4, target=target)
+
+
+@pytest.mark.parametrize("alphas, match", [("0,0.5", r"alphas='0,0.5' is text; accepted values: a 1-D sequence"),
+                                            ([0, "a"], r"alphas=\[0, 'a'\] is not numbers")])
+def test_alphas_given_as_text_are_refused_naming_the_accepted_values(alphas, match):
+    with pytest.raises(ValueError, match=match):
+        rk.attribute(LinearModel(), _x(2), alphas=alphas, rule="left")
+
+
+@pytest.mark.parametrize("alphas, match", [([0.5, 0, 0.9], r"alphas\[0\] must be 0"), ([0.2, 0.5], r"alphas\[0\] must be 0"),
+                                            ([0, 0.5, 0.4], "sorted and distinct"), ([0, 1.0], r"in \[0, 1\)")])
+def test_bounds_refuse_schedules_that_are_no_partition_of_0_1(alphas, match):
+    from riemannkit import schedule as S
+
+    grid, gp = np.arange(16) / 16, np.ones(16)
+    for bound in (S.paper_bound, S.sup_bound, S.faithful_bound):
+        with pytest.raises(ValueError, match=match):
+            bound(alphas, grid, gp)
+
+
+@pytest.mark.parametrize("grid, match", [(np.array([0.3, 0.4]), "must cover"), (np.array([0.0, 0.1]), "must cover"),
+                                          (np.array([0.0, 0.5, 1.5]), "must cover"), (np.array([0.5, 0.0]), "increasing")])
+def test_bounds_refuse_a_grid_that_does_not_cover_0_1(grid, match):
+    from riemannkit import schedule as S
+
+    for bound in (S.paper_bound, S.sup_bound, S.faithful_bound):
+        with pytest.raises(ValueError, match=match):
+            bound([0, 0.5], grid, np.ones(grid.size))
+    assert S.paper_bound([0, 0.5], np.arange(8) / 8, np.ones(8)) == pytest.approx(0.25)  # Algorithm 1's j/k
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True])
+def test_linear_schedule_refuses_a_count_below_one(n):
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        rk.linear_schedule(n)
+
+
+def test_completeness_error_of_nan_is_an_error_naming_the_image():
+    attr = torch.ones(3, 1, 2, 2)
+    with pytest.raises(ValueError, match=r"undefined for image\(s\) \[1\]: Σ attr, f\(x\) or f\(x'\) is NaN or infinite"):
+        M.completeness_error(attr, torch.tensor([1.0, float("nan"), 2.0]), torch.zeros(3))
+    attr[2, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"image\(s\) \[2\]"):
+        M.completeness_error(attr, torch.tensor([1.0, 3.0, 2.0]), torch.zeros(3))

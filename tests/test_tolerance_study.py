@@ -1,0 +1,97 @@
+"""The tolerance chapter's study layer on synthetic units: the fixed n a method needs per photo and for 95 % of the
+photos, the table row, the claims' verdicts (the issue's 4x target, censored n as a lower bound), and the paired
+bootstrap of any statistic."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from riemannkit import evidence as EVD
+from riemannkit import stats as ST
+
+NS = [4, 8, 16, 32, 64]
+
+
+def _unit(grads, left_need, ro_need, errors=None, tols=(0.05,), calibration=()):
+    """A reference_tolerance-shaped unit: per photo its adaptive gradients and achieved error, and the n from which the
+    left rule (and RiemannOpt) meet tol (inf: never)."""
+    names = [f"p{i}" for i in range(len(grads))]
+    errors = errors if errors is not None else [0.01] * len(grads)
+    cells = {}
+    for i, n_ in enumerate(names):
+        fixed = lambda need: {str(n): {"map_error": 0.01 if n >= need else 0.5, "completeness": 0.0 if n >= need else 0.2,  # noqa: E731
+                                       "gradients": n} for n in NS}
+        cells[n_] = {"paths": {"ig": {
+            "f_input": 0.9, "f_baseline": 0.1 * (i + 1) / len(grads),
+            "adaptive": {str(t): {"gradients": grads[i], "map_error": errors[i], "estimate": errors[i], "completeness": 0.0,
+                                  "completeness_estimate": 0.0, "hit_n_max": False, "nodes": []} for t in tols},
+            "left": fixed(left_need[i]), "riemannopt": fixed(ro_need[i])}}}
+    return {"model": "toy", "file": "tolerance_toy.json", "images": {"evaluated": names, "planned": names}, "cells": cells,
+            "settings": {"paths": ["ig"], "tols": list(tols), "riemannopt": {"ig": {"calibration": list(calibration)}}}}
+
+
+def test_fixed_n_per_photo_and_for_95_percent():
+    ns = np.array(NS, dtype=float)
+    meets = np.array([[0, 1, 1, 1, 1], [0, 0, 1, 0, 1], [0, 0, 0, 0, 0]], dtype=bool)
+    np.testing.assert_array_equal(EVD.n_needed(ns, meets), [8, 64, np.inf])  # from which n on it stays within tol
+    assert EVD.n_for_coverage(ns, meets[:2], coverage=0.95) == 16
+    assert EVD.n_for_coverage(ns, meets, coverage=0.95) == np.inf
+    assert EVD.n_for_coverage(ns, meets, coverage=0.6) == 16
+
+
+def test_the_row_and_the_claims_judge_the_4x_target():
+    grads = [5] * 6 + [7] * 6
+    holds = _unit(grads, [32] * 10 + [64, 64], [16] * 12)
+    row = EVD.tolerance_row(holds, "ig", 0.05)
+    assert row["photos"] == 12 and row["grad_median"] == 6 and row["left_n95"] == 64 and row["left_ratio"] == 64 / 6
+    assert row["riemannopt_n95"] == 16 and row["met"] == 12
+    claims = {c["kind"]: c for c in EVD.tolerance_claims(holds)}
+    assert claims["ratio"]["verdict"] == "holds" and claims["ratio"]["low"] >= 4
+    assert claims["error"]["verdict"] == "holds"  # every achieved error 0.01 < 0.05
+    fails = _unit([9] * 6 + [11] * 6, [8] * 12, [8] * 12, errors=[0.2] * 12)
+    claims = {c["kind"]: c for c in EVD.tolerance_claims(fails)}
+    assert claims["ratio"]["verdict"] == "does not hold" and claims["error"]["verdict"] == "does not hold"
+    # beyond the largest stored n the ratio is a lower bound: never judged 'does not hold'
+    censored = _unit([60] * 12, [np.inf] * 12, [np.inf] * 12)
+    c = {c["kind"]: c for c in EVD.tolerance_claims(censored)}["ratio"]
+    assert c["censored"] and c["verdict"] == "inconclusive" and EVD.tolerance_row(censored, "ig", 0.05)["left_n95"] == np.inf
+    assert "> 64" in EVD.tolerance_markdown([EVD.tolerance_row(censored, "ig", 0.05)])
+    # fewer photos than MIN_IMAGES: inconclusive whatever the interval
+    few = _unit(grads[:3], [64] * 3, [64] * 3)
+    assert all(c["verdict"] == "inconclusive" for c in EVD.tolerance_claims(few))
+
+
+def test_pooled_completeness_beside_the_papers_table_1():
+    u = _unit([10] * 4, [32, 32, 64, 64], [16] * 4)
+    deltas = np.array([0.9 - 0.1 * (i + 1) / 4 for i in range(4)])
+    assert EVD.tolerance_pooled(u, "ig", "left", 32) == pytest.approx(0.2 * deltas[2:].sum() / deltas.sum())
+    assert EVD.tolerance_pooled(u, "ig", "riemannopt", 16) == 0
+    md = EVD.tolerance_beside_paper(u, EVD.load_paper("riemannopt_table1"))
+    assert "n = 16: ours · **paper**" in md and "n = 64" in md and "n = 128" not in md  # the n both hold
+    assert "| IG | linear (ours: left sum; paper: right sum) | 0.200 · **0.708** |" in md
+
+
+def test_riemannopt_rests_on_the_photos_outside_its_calibration_set():
+    u = _unit([10] * 4, [16] * 4, [8, 8, 64, 64], calibration=["p0", "p1"])
+    row = EVD.tolerance_row(u, "ig", 0.05)
+    assert row["riemannopt_n95"] == 64 and row["riemannopt_photos"] == 2 and "outside its calibration set" in row["riemannopt_note"]
+    inside = _unit([10] * 3, [16] * 3, [8] * 3, calibration=["p0", "p1"])
+    row = EVD.tolerance_row(inside, "ig", 0.05)
+    assert row["riemannopt_photos"] == 3 and row["riemannopt_note"].startswith("in-sample: 2 of the 3")
+
+
+def test_bootstrap_statistic_is_paired_and_matches_the_mean_ci():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=30)
+    ci = ST.bootstrap_statistic(np.mean, a, n_boot=2000, seed=3)
+    ref = ST.bootstrap_ci(a, "mean", n_boot=2000, seed=3)
+    assert ci.estimate == pytest.approx(ref.estimate) and abs(ci.low - ref.low) < 0.02 and abs(ci.high - ref.high) < 0.02
+    b = a + 1.0  # paired: every resample draws the same images from both columns, so a − b is exactly −1
+    d = ST.bootstrap_statistic(lambda u, v: float(np.mean(u - v)), a, b, n_boot=500)
+    assert d.low == pytest.approx(-1) and d.high == pytest.approx(-1)
+    inf = ST.bootstrap_statistic(lambda u: np.inf if u.max() > 2 else 1.0, np.array([0.0, 3.0]), n_boot=200)
+    assert inf.high == np.inf and ST.verdict((inf.low - 4, inf.high - 4), "higher") in ST.VERDICTS
+    with pytest.raises(ValueError, match="one value .* per image"):
+        ST.bootstrap_statistic(np.mean, np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="at least 2 images"):
+        ST.bootstrap_statistic(np.mean, np.zeros(1))
