@@ -1010,6 +1010,8 @@ def gpu_tables(folder: str | Path) -> dict[str, str]:
     'cost' (IDGI/BlurIG relative to IG), 'parity' (device vs CPU per path), 'reference' (runs and files), 'stages'."""
     folder = Path(folder)
     load = lambda name: json.loads((folder / name).read_text()) if (folder / name).is_file() else None  # noqa: E731
+    from riemannkit import units as U
+
     tables: dict[str, str] = {}
     suite = load("suite.json")
     # A run whose device checkout had a stale .git: the commit proved by the units' diff hashes (attest_code_commit),
@@ -1017,8 +1019,9 @@ def gpu_tables(folder: str | Path) -> dict[str, str]:
     proved = load("code_commit.json") or load("../code_commit.json")
     if suite:
         p = suite["provenance"]
-        commit = (f"code of commit {proved['code_commit'][:10]} ({proved['check']})" if proved
-                  else f"commit {p.get('git_commit')}")
+        commit = U.commit_words({**p, **{k: proved[k] for k in ("code_commit", "code_commit_lost") if k in (proved or {})}})
+        if proved and proved.get("code_commit"):
+            commit += f" ({proved['check']})"
         lines = [f"Device {p['device']}, torch {p['torch']}, CUDA {p.get('cuda')}, {commit}, {p['date']}.", "",
                  "| stage | status | wall s |", "|---|---|---:|"]
         lines += [f"| {k} | {v['status']} | {v['wall_s']} |" for k, v in suite["stages"].items()]

@@ -31,7 +31,7 @@ from . import evaluation as EV
 from . import units as U
 from .models import resolve_device
 # The stored units' numerics, variants, names and writes live in riemannkit.units; the book re-exports them.
-from .units import numerics, set_numerics, unit_file_name, unit_variant, write_json_atomic  # noqa: F401
+from .units import commit_words, numerics, set_numerics, unit_file_name, unit_variant, write_json_atomic  # noqa: F401
 
 
 # ------------------------------------------------------------------------------- results and provenance
@@ -287,7 +287,7 @@ class PhotoRun:
 def record_provenance_line(rec: dict, file: str) -> str:
     """One line naming where a stored chapter record came from: file, commit (dirty tree), device, torch, date, wall time, command."""
     pv = rec.get("provenance", {})
-    return (f"`{file}`: commit {pv.get('git_commit')}{' (dirty tree)' if pv.get('dirty') else ''}, {pv.get('device')}, "
+    return (f"`{file}`: {commit_words(pv, 40)}, {pv.get('device')}, "
             f"torch {pv.get('torch')}, {pv.get('date')}, wall time {rec.get('wall_s', rec.get('seconds', '?'))} s; "
             f"command: `{pv.get('command')}`")
 

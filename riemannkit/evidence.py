@@ -788,9 +788,7 @@ def provenance_line(unit: dict) -> str:
     n_eval = len(imgs.get("evaluated", []))
     # What a reader planning a rerun needs: the unit's time over the photos it evaluated (calibration included).
     per_photo = f" ({p['wall_s'] / n_eval:.0f} s of wall time per evaluated photo)" if n_eval and isinstance(p.get("wall_s"), (int, float)) else ""
-    # A device checkout's stale .git names another commit; code_commit is the one its diff hashes prove ran.
-    commit = (f"code of commit {str(p['code_commit'])[:10]} (run as {str(p.get('git_commit'))[:10]} + diff, hashes checked)"
-              if p.get("code_commit") else f"commit {str(p.get('git_commit', '?'))[:10]}{' (dirty)' if p.get('dirty') else ''}")
+    commit = U.commit_words(p)
     return (f"`{unit.get('file', '?')}`: {commit}, "
             f"{p.get('device', '?')}, torch {p.get('torch', '?')}, numpy {p.get('numpy', '?')}, scipy {p.get('scipy', '?')}, "
             f"pillow {p.get('pillow', '?')}; {n_eval} evaluated photos"

@@ -521,3 +521,18 @@ def lock_unit(file: str | Path) -> UnitLock:
         except FileNotFoundError:
             pass
     return UnitLock(file, fd, lock_file)
+
+
+def commit_words(pv: dict, short: int = 10) -> str:
+    """The code a record's provenance names, in words: its commit (dirty tree), the commit a device run's hashes proved
+    (``code_commit``), or, where tools/mark_lost_commits.py found the named commit gone from this history, that."""
+    base = f"commit {str(pv.get('git_commit', pv.get('git_commit_lost', '?')))[:short]}{' (dirty tree)' if pv.get('dirty') else ''}"
+    if pv.get("code_commit"):
+        return f"code of commit {str(pv['code_commit'])[:short]} (run as {str(pv.get('git_commit'))[:short]} + diff, hashes checked)"
+    if pv.get("code_commit_lost"):
+        return (f"{base} + uncommitted changes; the commit that held them, {str(pv['code_commit_lost'])[:short]}, is not in this "
+                "history (its submission did not land), so this code cannot be checked out")
+    if pv.get("git_commit_lost"):
+        return (f"commit {str(pv['git_commit_lost'])[:short]}, which is not in this history (its submission did not land), "
+                "so this code cannot be checked out")
+    return base
