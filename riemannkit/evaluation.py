@@ -40,6 +40,9 @@ METRICS = (
 )
 # Higher is better for every metric except deletion and the completeness error.
 LOWER_IS_BETTER = ("deletion", "completeness")
+METRIC_LABELS = {"insertion_prob": "insertion (p)", "insertion_ratio": "insertion (p/p(x))", "deletion": "deletion",
+                 "sic_webp": "SIC, WebP", "aic_webp": "AIC, WebP", "sic_msssim": "SIC, MS-SSIM", "aic_msssim": "AIC, MS-SSIM",
+                 "completeness": "completeness error"}
 
 
 def parse_method(method: str) -> tuple[str, bool]:

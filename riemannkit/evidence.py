@@ -198,15 +198,30 @@ def study_beside_markdown(ours: dict[str, dict[str, float]], paper_rows: dict[st
     """Our values {method: {model: value}} beside the study's (its ``highlight`` model and its range over every model
     it ran, and on how many of them the method beat or lost to its IDGI twin), one row per method."""
     models = list(next(iter(ours.values()))) if ours else []
-    lines = ["| method | " + " | ".join(f"ours: {m}" for m in models) + f" | study: {highlight} | study: range over "
-             f"{len(paper_rows)} models |", "|---|" + "---:|" * (len(models) + 2)]
+    spread = len(paper_rows) > 1  # a range over one model says nothing
+    lines = ["| method | " + " | ".join(f"ours: {m}" for m in models) + f" | study: {highlight} |"
+             + (f" study: range over {len(paper_rows)} models |" if spread else ""),
+             "|---|" + "---:|" * (len(models) + 1 + spread)]
     for method, per_model in ours.items():
         study = [r[method] for r in paper_rows.values() if method in r]
         hl = paper_rows.get(highlight, {}).get(method)
         lines.append(f"| {labels.get(method, method)} | " + " | ".join(fmt.format(v) for v in per_model.values())
-                     + f" | {'—' if hl is None else fmt.format(hl)} | "
-                     + (f"{fmt.format(min(study))}–{fmt.format(max(study))}" if study else "—") + " |")
+                     + f" | {'—' if hl is None else fmt.format(hl)} |"
+                     + ((f" {fmt.format(min(study))}–{fmt.format(max(study))} |" if study else " — |") if spread else ""))
     return "\n".join(lines)
+
+
+def claim_cells(claims: list[dict], row) -> list[dict]:
+    """Claims (each with 'model') as cells of plot.claim_intervals: ``row(claim)`` names its row, the series is its
+    model with the photos its claims kept (PIC metrics drop photos below min_pred_value), the paper's difference the ×."""
+    from .models import MODEL_LABELS
+
+    kept: dict[str, list[int]] = {}
+    for c in claims:
+        kept.setdefault(c["model"], []).append(c["n_images"])
+    series = {m: f"{MODEL_LABELS.get(m, m)} ({min(k)}{'' if min(k) == max(k) else f'–{max(k)}'} photos)" for m, k in kept.items()}
+    return [{"row": row(c), "series": series[c["model"]], "mean": c["ours_diff"], "low": c["low"], "high": c["high"],
+             "paper": c["paper_diff"]} for c in claims]
 
 
 def study_idgi_wins(paper_rows: dict[str, dict[str, float]], higher_is_better: bool = True) -> dict[str, str]:
@@ -450,22 +465,28 @@ def sweep_values(units: list[dict], model: str, metrics: list[str]) -> tuple[dic
 
 
 def table4_claims(units: list[dict], metrics: list[str], lo: int = 8, hi: int = 128, seed: int = 0,
-                  unpaired: dict | None = None) -> list[dict]:
+                  unpaired: dict | None = None, study: dict | None = None) -> list[dict]:
     """The study's claim "IDGI is more sensitive to the number of steps than its base method", per model, base path and
     metric: per photo |value(hi) − value(lo)| of IDGI minus that of the base path, paired (claim: higher).  ``unpaired``
-    (a dict) receives {model: why it has no pair} (:func:`_paired_units`)."""
+    (a dict) receives {model: why it has no pair} (:func:`_paired_units`); ``study`` (idgi_study_tables) puts its
+    InceptionV3 |Δ| of Table 4 (8 → 128 steps) beside ours."""
+    t4 = study_table(study, 4) if study is not None and (lo, hi) == (8, 128) else {}
     out = []
     for low, high, common in _paired_units(units, lo, hi, unpaired):
         hu, lu = _restrict(high, common), _restrict(low, common)
         for base in IDGI_BASES:
+            if not {base, base + "+idgi"} <= set(high["methods"]) & set(low["methods"]):
+                continue
             for metric in metrics:
                 move = {m: np.abs(idgi_per_image(hu, m, metric) - idgi_per_image(lu, m, metric)) for m in (base, base + "+idgi")}
                 keep = np.isfinite(move[base]) & np.isfinite(move[base + "+idgi"])
                 if keep.sum() < 2:
                     continue
+                pa, pb = (t4.get(m, {}).get(metric) for m in (base + "+idgi", base))
                 out.append(claim(f"{PATH_LABELS[base]} + IDGI's {metric} moves more from n = {lo} to n = {hi} than {PATH_LABELS[base]}'s",
-                                 move[base + "+idgi"][keep], move[base][keep], "higher", seed=seed, model=high["model"],
-                                 path=base, metric=metric))
+                                 move[base + "+idgi"][keep], move[base][keep], "higher",
+                                 None if pa is None else abs(pa), None if pb is None else abs(pb), seed=seed,
+                                 model=high["model"], path=base, metric=metric))
     return out
 
 
@@ -781,6 +802,17 @@ def verdict_counts(claims: list[dict]) -> dict[str, int]:
     return {v: sum(c["verdict"] == v for c in claims) for v in ST.VERDICTS}
 
 
+def verdict_summary(claims: list[dict], what: str = "claims") -> str:
+    """One Markdown sentence: the verdict counts over ``claims`` and per model (computed, never typed)."""
+    from .models import MODEL_LABELS
+
+    models = list(dict.fromkeys(c["model"] for c in claims))
+    per_model = "; ".join(f"{MODEL_LABELS.get(m, m)}: " + ", ".join(
+        f"{k} {v}" for k, v in verdict_counts([c for c in claims if c["model"] == m]).items()) for m in models)
+    return (f"**Verdicts over {len(claims)} {what}:** " + ", ".join(f"{k} {v}" for k, v in verdict_counts(claims).items())
+            + (f". Per model: {per_model}." if len(models) > 1 else "."))
+
+
 def provenance_line(unit: dict) -> str:
     """One sentence naming where a stored unit came from: commit, command, device, versions, images, date, wall time."""
     p = unit.get("provenance", {})
@@ -973,7 +1005,9 @@ def claims_details_markdown(judged: list[dict]) -> str:
 
 def pool_table_markdown(manifest: dict, models: tuple[str, ...] = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")) -> str:
     """The photo pool as a table: photo, source package and version, licence, human label, each model's top-1 (probability, ✓/✗)."""
-    short = {m: m.replace("efficientnet_", "").replace("lite", "Lite") for m in models}
+    from .models import MODEL_LABELS
+
+    short = {m: MODEL_LABELS.get(m, m) for m in models}
     lines = ["| photo | source (package, version) | licence | label (human) | " + " | ".join(f"{short[m]} top-1 (p)" for m in models) + " | in pool |",
              "|---|---|---|---|" + "---|" * len(models) + "---|"]
     for p in manifest["photos"]:

@@ -14,6 +14,8 @@ _LITE_MEAN, _LITE_STD = 127.0 / 255.0, 128.0 / 255.0
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LITE_MODELS = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 OFFLINE_MODELS = tuple(LITE_MODELS)
+# The short names tables and figures use (a column per model must fit the page).
+MODEL_LABELS = {"efficientnet_lite0": "Lite0", "efficientnet_lite1": "Lite1", "efficientnet_lite2": "Lite2"}
 
 
 class Normalized(nn.Module):

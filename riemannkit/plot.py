@@ -160,13 +160,13 @@ def nodes_over_curve(ax, alpha: np.ndarray, curve: np.ndarray, nodes: dict[str, 
 
 
 def claim_intervals(cells: list[dict], title: str = "", xlabel: str = "mean paired difference (ours − baseline), 95 % CI",
-                    width: float = 7.5):
+                    width: float = 7.5, paper_label: str = "paper"):
     """Dot-and-interval picture of claim cells: per row (e.g. "IG, n = 32") the mean paired difference with its 95 % CI
     for each series (a numerics variant, a model), the paper's difference as a black ×, and the zero line, so a
     verdict is seen without reading numbers (an interval clear of 0 on the claim's side holds).
 
     ``cells``: dicts with 'row', 'series', 'mean', 'low', 'high' and optionally 'paper' (None: no marker).
-    Rows and series are drawn in first-seen order.  Returns the figure."""
+    Rows and series are drawn in first-seen order; ``paper_label`` names the × in the legend.  Returns the figure."""
     import matplotlib.pyplot as plt
 
     need = ("row", "series", "mean", "low", "high")
@@ -193,7 +193,7 @@ def claim_intervals(cells: list[dict], title: str = "", xlabel: str = "mean pair
     paper = [(rows.index(c["row"]), c["paper"]) for c in cells if c.get("paper") is not None]
     if paper:
         seen = dict(paper)  # one marker a row
-        handles += ax.plot(list(seen.values()), list(seen.keys()), "x", color="k", ms=7, mew=1.5, label="paper")
+        handles += ax.plot(list(seen.values()), list(seen.keys()), "x", color="k", ms=7, mew=1.5, label=paper_label)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)

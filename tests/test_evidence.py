@@ -351,3 +351,35 @@ def test_a_claim_whose_verdict_moves_with_the_numerics_is_device_sensitive(tmp_p
     for f in tmp_path.glob("*cuda*.json"):
         f.unlink()
     assert {c["id"]: c for c in EV.judge_by_variant(claims, paper, folder=tmp_path)}["R1-ig"]["verdict"] == "holds"
+
+
+def test_table4_claims_put_the_studys_abs_delta_beside_ours():
+    study = EV.load_paper("idgi_study_tables")
+    t4 = EV.study_table(study, 4)
+    names = [f"p{i}" for i in range(12)]
+
+    def unit(steps):
+        cells = {p: {"scores": {m: {"insertion_prob": 0.3 + 0.01 * i + (0.05 if steps == 8 and "idgi" in m else 0.0)}
+                                for m in ("ig", "ig+idgi", "blurig", "blurig+idgi")}} for i, p in enumerate(names)}
+        return {"model": "efficientnet_lite1", "settings": {"steps": steps}, "images": {"evaluated": names}, "cells": cells,
+                "methods": ["ig", "ig+idgi", "blurig", "blurig+idgi"]}
+
+    cells = EV.table4_claims([unit(128), unit(8)], ["insertion_prob"], study=study)
+    ig = next(c for c in cells if c["path"] == "ig")
+    assert ig["paper_diff"] == pytest.approx(abs(t4["ig+idgi"]["insertion_prob"]) - abs(t4["ig"]["insertion_prob"]))
+    assert ig["ours_diff"] == pytest.approx(0.05) and ig["verdict"] == "holds"
+    assert all(c["paper_diff"] is None for c in EV.table4_claims([unit(128), unit(8)], ["insertion_prob"]))
+    # Figure cells: the series is the model with its photo count, the paper's difference the marker.
+    fig_cells = EV.claim_cells(cells, lambda c: c["path"])
+    assert [c["row"] for c in fig_cells] == ["ig", "blurig"] and fig_cells[0]["series"] == "Lite1 (12 photos)"
+    assert fig_cells[0]["paper"] == ig["paper_diff"] and fig_cells[0]["low"] <= fig_cells[0]["mean"] <= fig_cells[0]["high"]
+    summary = EV.verdict_summary(cells, "claims")
+    assert summary.startswith("**Verdicts over 2 claims:** holds 2, does not hold 0, inconclusive 0") and "Per model" not in summary
+
+
+def test_study_beside_markdown_leaves_out_a_range_over_one_model():
+    ours = {"ig": {"Lite0": 0.1}, "ig+idgi": {"Lite0": 0.2}}
+    one = EV.study_beside_markdown(ours, {"Inception V3": {"ig": 0.3, "ig+idgi": 0.4}}, {})
+    assert "range" not in one and one.splitlines()[2] == "| ig | 0.100 | 0.300 |"
+    two = EV.study_beside_markdown(ours, {"Inception V3": {"ig": 0.3}, "ResNet": {"ig": 0.5}}, {})
+    assert "range over 2 models" in two and two.splitlines()[2] == "| ig | 0.100 | 0.300 | 0.300–0.500 |"

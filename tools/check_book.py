@@ -78,10 +78,13 @@ PAGE_JS = r"""
   const wideTables = [];
   art.querySelectorAll("table").forEach((t, i) => {
     const box = t.parentElement || art;
-    const over = Math.max(t.scrollWidth, t.getBoundingClientRect().width) - Math.min(box.clientWidth, art.clientWidth || box.clientWidth);
+    // A cell tagged full-width (sphinx-book-theme) spans the margin too: its room is the cell's width, not the article's.
+    const full = t.closest("div.cell.tag_full-width, div.cell.tag_full_width");
+    const room = full ? full.clientWidth : Math.min(box.clientWidth, art.clientWidth || box.clientWidth);
+    const over = Math.max(t.scrollWidth, t.getBoundingClientRect().width) - room;
     if (t.getClientRects().length && over > 1) {
       const head = t.querySelector("th, td");
-      wideTables.push({index: i, width: Math.ceil(t.scrollWidth), room: box.clientWidth,
+      wideTables.push({index: i, width: Math.ceil(t.scrollWidth), room,
                        first: head ? head.innerText.trim().slice(0, 40) : ""});
     }
   });
