@@ -600,6 +600,30 @@ def setup(chapter: str, namespace: dict) -> Chapter:
 
 # ------------------------------------------------------------------------------------------ tables
 # The one table formatter (values[row][column]) and two per-image layouts of {method: values (B,)}.
+def fold_constant_columns(md: str) -> str:
+    """A Markdown table narrowed to fit the page: a one-row table becomes a column of names and values; otherwise the
+    columns with one value in every row go into a line above it.  Model keys become their short labels.  Text that is
+    not a single pipe table is returned as it is."""
+    from .models import MODEL_LABELS
+
+    lines = [ln for ln in md.strip().splitlines() if ln.strip()]
+    if len(lines) < 3 or not all(ln.lstrip().startswith("|") for ln in lines) or "---" not in lines[1]:
+        return md
+    split = lambda ln: [c.strip() for c in ln.strip().strip("|").split("|")]  # noqa: E731
+    head, rows = split(lines[0]), [[MODEL_LABELS.get(c, c) for c in split(ln)] for ln in lines[2:]]
+    if any(len(r) != len(head) for r in rows):
+        return md
+    if len(rows) == 1:
+        return "\n".join(["| | |", "|---|---:|"] + [f"| {h} | {v} |" for h, v in zip(head, rows[0])])
+    const = [j for j in range(len(head)) if len({r[j] for r in rows}) == 1]
+    keep = [j for j in range(len(head)) if j not in const] or list(range(len(head)))
+    align = split(lines[1])
+    out = ["*In every row: " + "; ".join(f"{head[j]} {rows[0][j]}" for j in const) + ".*", ""] if const and keep != list(range(len(head))) else []
+    out += ["| " + " | ".join(head[j] for j in keep) + " |", "|" + "|".join(align[j] for j in keep) + "|"]
+    out += ["| " + " | ".join(r[j] for j in keep) + " |" for r in rows]
+    return "\n".join(out)
+
+
 def markdown_table(
     values: Mapping[str, Mapping],
     rows: Sequence[str],

@@ -317,3 +317,15 @@ def test_a_photo_run_stops_at_its_deadline_saved_and_resumable(tmp_path, monkeyp
         again.add(name, cell)
     again.finish()
     assert json.loads(f.read_text())["complete"]
+
+
+def test_fold_constant_columns_narrows_tables_without_losing_a_value():
+    from riemannkit.book import fold_constant_columns
+
+    one = "| model | n | img/s |\n|---|---:|---:|\n| efficientnet_lite0 | 16 | 0.24 |"
+    assert fold_constant_columns(one).splitlines() == ["| | |", "|---|---:|", "| model | Lite0 |", "| n | 16 |", "| img/s | 0.24 |"]
+    many = "| model | dtype | n | img/s |\n|---|---|---:|---:|\n| efficientnet_lite0 | bf16 | 16 | 262 |\n| efficientnet_lite0 | bf16 | 64 | 96 |"
+    folded = fold_constant_columns(many).splitlines()
+    assert folded[0] == "*In every row: model Lite0; dtype bf16.*"
+    assert folded[2:] == ["| n | img/s |", "|---:|---:|", "| 16 | 262 |", "| 64 | 96 |"]
+    assert fold_constant_columns("not a table") == "not a table"
