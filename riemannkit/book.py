@@ -599,7 +599,8 @@ def setup(chapter: str, namespace: dict) -> Chapter:
 
 
 # ------------------------------------------------------------------------------------------ tables
-# The one table formatter (values[row][column]) and two per-image layouts of {method: values (B,)}.
+# The one table formatter (values[row][column]), the narrowing of a stored table for the page, and two per-image
+# layouts of {method: values (B,)}.
 def fold_constant_columns(md: str) -> str:
     """A Markdown table narrowed to fit the page: a one-row table becomes a column of names and values; otherwise the
     columns with one value in every row go into a line above it.  Model keys become their short labels.  Text that is
