@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--compare", action="store_true", help="compare each group size's cells with the first one's")
     ap.add_argument("--reference", help="a JSON of cells (--save-cells of another tree) to compare with")
     ap.add_argument("--save-cells", help="write the first group size's cells to this JSON")
-    ap.add_argument("--out", help="JSON record (default: results/idgi_study_speed_<device>.json)")
+    ap.add_argument("--out", help="JSON record (default: _build/idgi_study_speed_<device>.json; results/ only when named)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ap.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN}")
     args = ap.parse_args(argv)
     command = "python benchmarks/idgi_study_speed.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -248,8 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
                        "process's CPU seconds, workers_cpu_s: its child processes' (the WebP pool; 7aa0c9e encodes in "
                        "threads, counted in process_cpu_s); stages_s: cProfile cumulative seconds (WebP: hashing, "
                        "submitting and waiting for the encodes)."}
-    out = args.out or str(ROOT / "results" / f"idgi_study_speed_{dev.type}.json")
-    B.save_json(out, record, overwrite=True)
+    out = args.out or str(B.BUILD_DIR / f"idgi_study_speed_{dev.type}.json")
+    B.save_json(out, record, overwrite=args.overwrite)
     print("wrote", out)
     return record
 

@@ -16,7 +16,7 @@ chosen by riemannkit.floor.photo_moves/pick_photos (the most moved between the C
 the same commit, and one around the median), and named with --photos.  One JSON under --out-dir, rewritten after
 every photo and resumed by a run with the same settings and code (riemannkit.book.PhotoRun).
 
-    python benchmarks/numerical_floor.py --photos pelican mantis peacock bridge
+    python benchmarks/numerical_floor.py --photos pelican mantis bridge peacock --out-dir results/floor
     python benchmarks/numerical_floor.py --dry-run --allow-dirty --out-dir /tmp/floor   # 1 photo, n = 16, 2 rows
 """
 from __future__ import annotations
@@ -52,7 +52,9 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 def add_unit_args(ap: argparse.ArgumentParser) -> None:
     """The options every script that reads one stored Table 1 unit and stores one record takes."""
     ap.add_argument("--unit", help="the stored Table 1 unit (default results/reference/riemannopt_table1_<model>_<path>.json)")
-    ap.add_argument("--out-dir", default=str(ROOT / "results" / "floor"))
+    ap.add_argument("--out-dir", help="folder of the record (default _build/reference, a dry run's _build/reference_dry_run; "
+                                      "results/floor only when named: the stored records are evidence)")
+    ap.add_argument("--overwrite", action="store_true", help="replace a stored record made with other settings or code")
     ap.add_argument("--allow-dirty", action="store_true", help="store from a dirty tree, recording the sha256 of git diff HEAD")
 
 
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> Path:
                 "unit_code_sha256": unit["provenance"].get("code_sha256"), "images": list(args.photos), "rows": rows,
                 "steps": steps, "variants": list(args.variants), "batch_size": args.batch_size, "input_size": size,
                 "dry_run": bool(args.dry_run)}
-    file = Path(args.out_dir) / f"numerical_floor_{args.model}{'_' + args.path if args.path != 'ig' else ''}.json"
+    file = B.reference_out_dir(args.out_dir, args.dry_run) / f"numerical_floor_{args.model}{'_' + args.path if args.path != 'ig' else ''}.json"
     header = {"benchmark": "numerical_floor", "model": args.model, "path": args.path,
               "metric": unit["metric"], "target": unit["target"], "baseline": unit["baseline"],
               "variants": {v: {"dtype": F.COMPUTED_VARIANTS[v][0], "threads": F.COMPUTED_VARIANTS[v][1],
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> Path:
                        "and checked against its stored points (max_point_gap per variant); the targets are the unit's; "
                        "one photo per call to attribute, batch_size points per pass (the unit passed 16 photos at once); "
                        "the model's normalisation constants are float32 values, widened exactly by model.double()")}
-    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header)
+    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
     if run.resumed:
         print(f"resume {file}: {len(run.cells)} of {len(args.photos)} photos stored", flush=True)
     cal = unit_calibration(unit)

@@ -14,9 +14,11 @@ Stored per dtype, from one pass over the points (riemannkit.integrate.passes, th
   gsecond  mean over features of |g(α_{j+1}) − 2 g(α_j) + g(α_{j−1})|·k² (centred at α_j; j = 0 repeats j = 1)
   nodes    per rule: its nodes, weights, h at each node, Σ w h and the relative completeness error
 
-One JSON under --out-dir, rewritten after each dtype; a run with the same settings and code resumes it.
+One JSON under --out-dir (default _build/reference; results/floor only when named), rewritten after each dtype; a run
+with the same settings and code resumes it, one with other settings or code stops and keeps the file (--overwrite
+replaces it), and a second run on the same record is refused (its lock).
 
-    python benchmarks/sensitivity_curve.py --photo pelican
+    python benchmarks/sensitivity_curve.py --photo pelican --out-dir results/floor
     python benchmarks/sensitivity_curve.py --photo pelican --device cuda --tf32 --dtypes float32 --batch-size 256
     python benchmarks/sensitivity_curve.py --dry-run --allow-dirty --out-dir /tmp/sens   # k = 64, n = 8
 """
@@ -42,6 +44,7 @@ from riemannkit import data as D  # noqa: E402
 from riemannkit import floor as F  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
+from riemannkit import units as U  # noqa: E402
 from riemannkit import validate as V  # noqa: E402
 
 SCHEMA = 1
@@ -101,6 +104,28 @@ def dtype_cell(net, x: torch.Tensor, target: torch.Tensor, path: str, k: int, ru
     return out
 
 
+def stored_record(file: Path, settings: dict, state: dict, overwrite: bool) -> dict | None:
+    """The stored record this run resumes (same schema, settings and code), None when there is none or ``overwrite``;
+    any other stored file stops the run naming the difference, and is kept (stored records are evidence)."""
+    if overwrite or not file.is_file():
+        return None
+    hint = "it is kept; pass --overwrite to replace it, or --out-dir another folder"
+    try:
+        prev = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SystemExit(f"{file}: the stored record does not parse ({type(err).__name__}: {err}); {hint}") from None
+    stored = prev.get("settings") or {}
+    diff = [f"schema: stored {prev.get('schema')!r}, this run {SCHEMA!r}"] if prev.get("schema") != SCHEMA else []
+    diff += [f"settings.{k}: stored {stored.get(k)!r}, this run {settings.get(k)!r}"
+             for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k)]
+    diff += [f"code ({k}): stored {str(prev.get('provenance', {}).get(k))[:12]}, this run {str(state.get(k))[:12]}"
+             for k in U.CODE_KEYS if prev.get("provenance", {}).get(k) != state.get(k)]
+    if diff:
+        raise SystemExit(f"{file}: a record made with other settings or code is stored there; {hint}. It differs in: "
+                         + "; ".join(diff))
+    return prev
+
+
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="efficientnet_lite0", choices=R.MODELS)
@@ -140,41 +165,39 @@ def main(argv: list[str] | None = None) -> Path:
                 "dtypes": list(args.dtypes), "threads": args.threads, "variant": variant, "batch_size": args.batch_size, "unit": unit_rel,
                 "unit_commit": unit["provenance"]["git_commit"], "input_size": size, "dry_run": bool(args.dry_run)}
     suffix = "" if variant == "cpu" else f".{variant}"
-    file = Path(args.out_dir) / f"sensitivity_{args.photo}_{args.model}{'_' + args.path if args.path != 'ig' else ''}{suffix}.json"
-    prev = json.loads(file.read_text()) if file.is_file() else None
-    if prev is not None and not (prev.get("schema") == SCHEMA and prev.get("settings") == settings
-                                 and B.same_code(prev.get("provenance", {}), state)):
-        prev = None
-    cells = dict(prev["cells"]) if prev else {}
-    parts = list(prev["provenance"]["parts"]) if prev else []
-    part = {k: v for k, v in B.provenance(command, dev).items() if k != "started_unix"} | state
-    t0 = time.time()
+    file = B.reference_out_dir(args.out_dir, args.dry_run) / f"sensitivity_{args.photo}_{args.model}{'_' + args.path if args.path != 'ig' else ''}{suffix}.json"
+    with U.lock_unit(file):  # a second run on this record is refused
+        prev = stored_record(file, settings, state, args.overwrite)
+        cells = dict(prev["cells"]) if prev else {}
+        parts = list(prev["provenance"]["parts"]) if prev else []
+        part = {k: v for k, v in B.provenance(command, dev).items() if k != "started_unix"} | state
+        t0 = time.time()
 
-    def record() -> dict:
-        done = [d for d in args.dtypes if d in cells]
-        ps = [*parts, {**part, "dtypes_done": done, "wall_s": round(time.time() - t0, 1)}]
-        return {"benchmark": "sensitivity_curve", "schema": SCHEMA, "complete": len(done) == len(args.dtypes),
-                "settings": settings, "target": unit["target"], "baseline": unit["baseline"],
-                "grid": "alpha_j = j/k, j = 0 … k (f, h: k + 1 values; gprime, gsecond: k values at j = 0 … k − 1)",
-                "numerics": {d: {"device_type": dev.type, "dtype": d, "tf32_conv": bool(args.tf32), "tf32_matmul": bool(args.tf32),
-                                 "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-                                 "deterministic": torch.are_deterministic_algorithms_enabled(), "threads": args.threads}
-                             for d in args.dtypes},
-                "cells": {d: cells[d] for d in done},
-                "provenance": {**ps[-1], "wall_s": round(sum(p["wall_s"] for p in ps), 1), "parts": ps}}
+        def record() -> dict:
+            done = [d for d in args.dtypes if d in cells]
+            ps = [*parts, {**part, "dtypes_done": done, "wall_s": round(time.time() - t0, 1)}]
+            return {"benchmark": "sensitivity_curve", "schema": SCHEMA, "complete": len(done) == len(args.dtypes),
+                    "settings": settings, "target": unit["target"], "baseline": unit["baseline"],
+                    "grid": "alpha_j = j/k, j = 0 … k (f, h: k + 1 values; gprime, gsecond: k values at j = 0 … k − 1)",
+                    "numerics": {d: {"device_type": dev.type, "dtype": d, "tf32_conv": bool(args.tf32), "tf32_matmul": bool(args.tf32),
+                                     "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+                                     "deterministic": torch.are_deterministic_algorithms_enabled(), "threads": args.threads}
+                                 for d in args.dtypes},
+                    "cells": {d: cells[d] for d in done},
+                    "provenance": {**ps[-1], "wall_s": round(sum(p["wall_s"] for p in ps), 1), "parts": ps}}
 
-    x, _ = D.load_images(unit["settings"]["images"], size=size, names=[args.photo])
-    for dtype in args.dtypes:
-        if dtype in cells:
-            continue
-        model = net if dtype == "float32" else MO.load_model(args.model, dev)[0].to(DTYPES[dtype])
-        cells[dtype] = dtype_cell(model, x.to(dev, DTYPES[dtype]), torch.tensor([target], device=dev), args.path, args.k, rules,
-                                  args.batch_size)
+        x, _ = D.load_images(unit["settings"]["images"], size=size, names=[args.photo])
+        for dtype in args.dtypes:
+            if dtype in cells:
+                continue
+            model = net if dtype == "float32" else MO.load_model(args.model, dev)[0].to(DTYPES[dtype])
+            cells[dtype] = dtype_cell(model, x.to(dev, DTYPES[dtype]), torch.tensor([target], device=dev), args.path, args.k, rules,
+                                      args.batch_size)
+            B.write_json_atomic(file, record())
+            errs = ", ".join(f"{r} {c['rel_error']:.3g}" for r, c in cells[dtype]["nodes"].items())
+            print(f"{dtype}: {cells[dtype]['wall_s']} s; relative error at n = {args.n}: {errs}", flush=True)
         B.write_json_atomic(file, record())
-        errs = ", ".join(f"{r} {c['rel_error']:.3g}" for r, c in cells[dtype]["nodes"].items())
-        print(f"{dtype}: {cells[dtype]['wall_s']} s; relative error at n = {args.n}: {errs}", flush=True)
-    B.write_json_atomic(file, record())
-    return file
+        return file
 
 
 if __name__ == "__main__":

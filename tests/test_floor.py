@@ -111,6 +111,21 @@ def test_floor_and_sensitivity_dry_runs_store_every_variant(tmp_path):
     left = c["nodes"]["left"]
     assert left["h"] == pytest.approx([c["h"][round(a * k)] for a in left["alpha"]], rel=1e-9)
     assert left["rel_error"] == pytest.approx(abs(left["sum"] - delta) / abs(delta))
+    # Write-once: the same run again resumes the stored record (nothing to recompute, the numbers kept); a run with
+    # other settings stops naming the difference and keeps the file; a dry run never writes under results/.
+    before = (tmp_path / g_name(g)).read_bytes()
+    again = json.loads(sc.main(["--dry-run", "--allow-dirty", "--dtypes", "float64", "--out-dir", str(tmp_path)]).read_text())
+    assert again["cells"] == g["cells"] and len(again["provenance"]["parts"]) == 2
+    with pytest.raises(SystemExit, match=r"settings.threads: stored 1, this run 2"):
+        sc.main(["--dry-run", "--allow-dirty", "--dtypes", "float64", "--threads", "2", "--out-dir", str(tmp_path)])
+    assert json.loads((tmp_path / g_name(g)).read_text())["cells"] == json.loads(before)["cells"]
+    with pytest.raises(SystemExit, match="inside results/"):
+        sc.main(["--dry-run", "--allow-dirty", "--out-dir", "results/floor"])
+
+
+def g_name(rec: dict) -> str:
+    s = rec["settings"]
+    return f"sensitivity_{s['photo']}_{s['model']}.json"
 
 
 def test_stored_variants_follow_the_agreed_file_names(tmp_path):
