@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from riemannkit import book  # noqa: E402
+from riemannstudy import provenance as PV  # noqa: E402
 from riemannkit import blur as B, paths as P  # noqa: E402
 from riemannkit.models import resolve_device  # noqa: E402
 
@@ -76,9 +76,9 @@ def main() -> None:
     lines += [f"| {k} | {statistics.median(v):.3f} | {pts / statistics.median(v):.1f} |" for k, v in times.items()]
     table = "\n".join(lines) + f"\n\n{pts} points ({args.images} images x {args.steps} σ), {args.size} px, max σ {args.max_sigma}; max |difference| {diff:.1e}"
     print(table)
-    prov = book.provenance(command="python " + " ".join(sys.argv), device=dev)
-    out = args.out or book.BUILD_DIR / "benchmarks" / f"blur_path_{dev.type}.json"  # results/ only when named
-    book.save_json(out, {"benchmark": "blur_path", "provenance": prov, "config": vars(args), "times_s": times,
+    prov = PV.provenance(command="python " + " ".join(sys.argv), device=dev)
+    out = args.out or PV.BUILD_DIR / "benchmarks" / f"blur_path_{dev.type}.json"  # results/ only when named
+    PV.save_json(out, {"benchmark": "blur_path", "provenance": prov, "config": vars(args), "times_s": times,
                       "max_abs_difference": diff, "table_markdown": table})
     print("wrote", out)
 

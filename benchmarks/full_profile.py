@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannkit import book  # noqa: E402
+from riemannstudy import chapter as CH, provenance as PV  # noqa: E402
 from riemannkit.models import LITE_MODELS  # noqa: E402
 
 PER_MODEL = ("riemannopt", "idgi", "sweeps", "stability")
@@ -33,7 +33,7 @@ PER_MODEL = ("riemannopt", "idgi", "sweeps", "stability")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--chapters", nargs="+", default=list(book.FULL_PROFILE), choices=list(book.FULL_PROFILE))
+    ap.add_argument("--chapters", nargs="+", default=list(CH.FULL_PROFILE), choices=list(CH.FULL_PROFILE))
     ap.add_argument("--models", nargs="+", default=list(LITE_MODELS))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--executed", default="/tmp/full_profile", help="folder for the executed notebooks")
@@ -65,11 +65,11 @@ def main() -> None:
             runs.append({"chapter": chapter, "run": tag, "results_file": results_file, "status": status,
                          "wall_s": round(time.time() - t0, 1)})
             print(f"  {status} in {runs[-1]['wall_s']} s", flush=True)
-    record = {"benchmark": "full_profile", "provenance": book.provenance(command="python " + " ".join(sys.argv), device=args.device if args.device != "auto" else None),
+    record = {"benchmark": "full_profile", "provenance": PV.provenance(command="python " + " ".join(sys.argv), device=args.device if args.device != "auto" else None),
               "runs": runs}
     print(json.dumps(runs, indent=1))
-    folder = ROOT / "results" if args.store else book.BUILD_DIR / "benchmarks"
-    book.save_json(folder / "full_profile_runs.json", record, overwrite=args.overwrite or not args.store)
+    folder = ROOT / "results" if args.store else PV.BUILD_DIR / "benchmarks"
+    PV.save_json(folder / "full_profile_runs.json", record, overwrite=args.overwrite or not args.store)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from riemannkit import book  # noqa: E402
+from riemannstudy import provenance as PV  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import paths as P  # noqa: E402
 from riemannkit.data import load_images  # noqa: E402
@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--images", nargs="+", default=["coffee", "chelsea"])
     ap.add_argument("--steps", nargs="+", type=int, default=[16, 64, 256])
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", default=str(book.BUILD_DIR / "benchmarks" / "gig_left_bias.json"),
+    ap.add_argument("--out", default=str(PV.BUILD_DIR / "benchmarks" / "gig_left_bias.json"),
                     help="name a file under results/ (results/gig_left_bias.json) to store it")
     args = ap.parse_args()
     net, size, _ = load_model(args.model, args.device)
@@ -56,9 +56,9 @@ def main() -> None:
             e_gl = float((gl[b] - df[b]).abs() / df[b].abs())
             rows.append({"n": n, "image": name, "left_error": e_left, "gl4_segment_error": e_gl, "delta_f": float(df[b])})
             print(f"{n:>5} {name:>12} {e_left:>16.4f} {e_gl:>22.4f}", flush=True)
-    prov = book.provenance(command="python " + " ".join(sys.argv), device=x.device)
+    prov = PV.provenance(command="python " + " ".join(sys.argv), device=x.device)
     prov["wall_s"] = round(time.time() - t0, 1)
-    book.save_json(args.out, {"benchmark": "gig_left_bias", "model": args.model, "provenance": prov, "rows": rows})
+    PV.save_json(args.out, {"benchmark": "gig_left_bias", "model": args.model, "provenance": prov, "rows": rows})
     print("wrote", args.out)
 
 

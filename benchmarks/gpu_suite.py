@@ -276,8 +276,8 @@ def provenance(args, device, code: dict, wheels: dict) -> dict:
     import torch
     import torchvision
 
-    from riemannkit.book import device_name
-    from riemannkit.book import numerics as unit_numerics
+    from riemannstudy.provenance import device_name
+    from riemannstudy.units import numerics as unit_numerics
 
     command = "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT) if os.path.isabs(sys.argv[0]) else sys.argv[0], *sys.argv[1:]])
     if os.environ.get("OUT"):  # the device's output folder is a machine path: store the variable the call used
@@ -292,7 +292,7 @@ def provenance(args, device, code: dict, wheels: dict) -> dict:
         "cpu_threads": torch.get_num_threads(), "os_cpu_count": os.cpu_count(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "wheels": wheels,
-        # The convention every reference unit records (riemannkit.units.numerics); the reference scripts the suite
+        # The convention every reference unit records (riemannstudy.units.numerics); the reference scripts the suite
         # starts set their own (strict fp32 on CUDA unless --allow-tf32) and record them in their units.
         "numerics": unit_numerics(device),
     }
@@ -755,7 +755,7 @@ def reference_jobs(models: list[str], dry_run: bool = False) -> list[dict]:
     return jobs
 
 
-# Jobs whose script stores one photo at a time (riemannkit.book.PhotoRun): they may start with a few photos' time
+# Jobs whose script stores one photo at a time (riemannstudy.runs.PhotoRun): they may start with a few photos' time
 # left (PHOTO_START_S for Lite0, scaled by LITE_COST) and stop at the deadline, partial and resumable.  Not the IDGI
 # study: on a GPU it computes every photo in one group (reference_idgi.group_size), which no deadline can cut.
 PHOTO_KINDS = ("samp", "tolerance")
@@ -774,7 +774,7 @@ def stored_complete(job: dict, variant: str = "cuda", folder: Path | None = None
     """The unit files of ``job`` (kind, model, steps; Table 1: its three paths) that ``folder`` (results/reference)
     already holds complete in ``variant``: a job whose every file is there is evidence already, and a fresh device
     need not spend its minutes on it again ([] when any is missing or partial)."""
-    from riemannkit import units as U
+    from riemannstudy import units as U
 
     folder = ROOT / "results" / "reference" if folder is None else Path(folder)
     kind = JOB_KINDS[job["kind"]]
@@ -871,14 +871,14 @@ def stage_reference(ctx) -> dict:
         ctx.out.log(f"  reference: {run['command']} (about {need:.0f} s)")
         before = {f.name: f.stat().st_mtime for f in unit_dir.glob("*.json")}
         t0 = time.perf_counter()
-        from riemannkit import book as B
+        from riemannstudy import runs as RN
 
         if by_photo:
-            os.environ[B.STOP_AT_ENV] = str(time.time() + left)
+            os.environ[RN.STOP_AT_ENV] = str(time.time() + left)
         try:
             _script_module(job["script"]).main(argv)
             run["status"] = "ok"
-        except B.DeadlineReached as err:  # the unit is saved partial and resumes on the next call
+        except RN.DeadlineReached as err:  # the unit is saved partial and resumes on the next call
             run.update(status="partial", note=str(err))
             ctx.out.log(f"  reference {job['unit']}: {err}")
         except (Exception, SystemExit) as err:  # a script's SystemExit names its refusal; the next unit still runs
@@ -889,7 +889,7 @@ def stage_reference(ctx) -> dict:
 
                 torch.cuda.empty_cache()
         finally:
-            os.environ.pop(B.STOP_AT_ENV, None)
+            os.environ.pop(RN.STOP_AT_ENV, None)
         run["wall_s"] = round(time.perf_counter() - t0, 1)
         run["files"] = sorted(f.name for f in unit_dir.glob("*.json") if before.get(f.name) != f.stat().st_mtime)
         if run["status"] == "ok":
@@ -1010,7 +1010,7 @@ def gpu_tables(folder: str | Path) -> dict[str, str]:
     'cost' (IDGI/BlurIG relative to IG), 'parity' (device vs CPU per path), 'reference' (runs and files), 'stages'."""
     folder = Path(folder)
     load = lambda name: json.loads((folder / name).read_text()) if (folder / name).is_file() else None  # noqa: E731
-    from riemannkit import units as U
+    from riemannstudy import units as U
 
     tables: dict[str, str] = {}
     suite = load("suite.json")
@@ -1076,7 +1076,7 @@ def gpu_tables(folder: str | Path) -> dict[str, str]:
 
 
 def dirty_tree_hashes(base: str, commit: str) -> tuple[str, str]:
-    """(sha256 of `git diff HEAD`, sha256 of the untracked files) that riemannkit.book.code_state records in a checkout
+    """(sha256 of `git diff HEAD`, sha256 of the untracked files) that riemannstudy.provenance.code_state records in a checkout
     whose HEAD is ``base`` and whose files are ``commit``'s: rebuilt here in a temporary worktree."""
     def git(*a, cwd=ROOT) -> bytes:
         return subprocess.run(["git", *a], cwd=cwd, capture_output=True, check=True, timeout=120).stdout
@@ -1090,7 +1090,7 @@ def dirty_tree_hashes(base: str, commit: str) -> tuple[str, str]:
         archive = tmp / "commit.tar"
         archive.write_bytes(git("archive", commit))
         subprocess.run(["tar", "-xf", str(archive), "-C", str(tree)], check=True)
-        from riemannkit.book import files_sha256
+        from riemannstudy.provenance import files_sha256
 
         diff = hashlib.sha256(git("diff", "HEAD", cwd=tree)).hexdigest()
         untracked = sorted(git("ls-files", "--others", "--exclude-standard", "-z", cwd=tree).decode().split("\0")[:-1])
@@ -1134,7 +1134,7 @@ def unpack_reference(folder: str | Path, to: str | Path, overwrite: bool = False
                      include_partial: bool = False, code_commit: str | None = None) -> tuple[list[Path], list[str]]:
     """Write the complete reference units bundled in ``folder`` (UNITS_BUNDLE, or reference.json's 'records' in a suite
     older than the bundle) under ``to``/reference/, each under its
-    unit's file name (riemannkit.units.unit_file_name: the numerics variant before .json, e.g.
+    unit's file name (riemannstudy.units.unit_file_name: the numerics variant before .json, e.g.
     ``riemannopt_table1_efficientnet_lite0_ig.cuda_tf32.json``); returns (files written, records skipped and why).
 
     Every record is checked before anything is written, and any problem writes nothing: a record name that is not a
@@ -1145,7 +1145,7 @@ def unpack_reference(folder: str | Path, to: str | Path, overwrite: bool = False
     stored as partial units, which a run of the same code and settings resumes).  With ``code_commit`` each record's
     provenance names the commit whose files ran, once its hashes prove it (:func:`attest_code_commit`).  A record equal to the stored file
     is skipped."""
-    from riemannkit import units as U
+    from riemannstudy import units as U
 
     import gzip
 

@@ -31,7 +31,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannkit import book as B  # noqa: E402
+from riemannstudy import provenance as PV  # noqa: E402
 from riemannkit import data as D  # noqa: E402
 from riemannkit import evaluation as EV  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.group_sizes = args.group_sizes or ([len(names)] if cuda else [1, 2])
     settings = study_settings(args.steps, args.insertion_steps)
     grouped = hasattr(ref, "photo_cells")
-    print(f"{args.model} at {size} px on {B.device_name(dev)}, {len(names)} photos, {args.steps} steps, "
+    print(f"{args.model} at {size} px on {PV.device_name(dev)}, {len(names)} photos, {args.steps} steps, "
           f"{'photo_cells' if grouped else 'photo_cell (photo by photo: this tree has no photo_cells)'}", flush=True)
     if args.warmup:
         compute_cells(ref, net, x[:1], names[:1], settings, 1, args.batch_size, args.metric_batch_size)
@@ -236,8 +236,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"group {group:>3}: {row['wall_s']:8.1f} s, {row['per_photo_s']:7.2f} s/photo, CPU {row['process_cpu_s']:.1f} s "
               f"+ workers {row['workers_cpu_s']} s  {stages}{cmp_}", flush=True)
     if args.save_cells:
-        B.save_json(args.save_cells, {"names": names, "settings": settings, "cells": first}, overwrite=True)
-    prov = B.provenance(command, dev)
+        PV.save_json(args.save_cells, {"names": names, "settings": settings, "cells": first}, overwrite=True)
+    prov = PV.provenance(command, dev)
     prov.pop("started_unix")
     record = {"benchmark": "idgi_study_speed", "provenance": prov, "model": args.model, "input_size": size, "images": names,
               "settings": settings, "batch_size": args.batch_size, "metric_batch_size": args.metric_batch_size,
@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
                        "process's CPU seconds, workers_cpu_s: its child processes' (the WebP pool; 7aa0c9e encodes in "
                        "threads, counted in process_cpu_s); stages_s: cProfile cumulative seconds (WebP: hashing, "
                        "submitting and waiting for the encodes)."}
-    out = args.out or str(B.BUILD_DIR / f"idgi_study_speed_{dev.type}.json")
-    B.save_json(out, record, overwrite=args.overwrite)
+    out = args.out or str(PV.BUILD_DIR / f"idgi_study_speed_{dev.type}.json")
+    PV.save_json(out, record, overwrite=args.overwrite)
     print("wrote", out)
     return record
 

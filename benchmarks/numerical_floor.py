@@ -11,10 +11,10 @@ and points it stored, the targets it stored) under each variant:
 
 Per photo the record keeps, for each variant and each row and n, the relative error, Σ attr, f(x), f(x') and the
 wall time, the stored unit's own values for the photo (variant 'cpu_unit') and the spread max − min across them.
-riemannkit.floor adds stored units made elsewhere (a GPU unit with TF32) when it reads the record.  The photos are
-chosen by riemannkit.floor.photo_moves/pick_photos (the most moved between the CPU unit and the GPU TF32 unit of
+riemannstudy.floor adds stored units made elsewhere (a GPU unit with TF32) when it reads the record.  The photos are
+chosen by riemannstudy.floor.photo_moves/pick_photos (the most moved between the CPU unit and the GPU TF32 unit of
 the same commit, and one around the median), and named with --photos.  One JSON under --out-dir, rewritten after
-every photo and resumed by a run with the same settings and code (riemannkit.book.PhotoRun).
+every photo and resumed by a run with the same settings and code (riemannstudy.runs.PhotoRun).
 
     python benchmarks/numerical_floor.py --photos pelican mantis bridge peacock --out-dir results/floor
     python benchmarks/numerical_floor.py --dry-run --allow-dirty --out-dir /tmp/floor   # 1 photo, n = 16, 2 rows
@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import reference_riemannopt as R  # noqa: E402
-from riemannkit import book as B  # noqa: E402
+from riemannstudy import provenance as PV, runs as RN  # noqa: E402
 from riemannkit import data as D  # noqa: E402
-from riemannkit import floor as F  # noqa: E402
+from riemannstudy import floor as F  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
@@ -45,7 +45,7 @@ from riemannkit import models as MO  # noqa: E402
 SCHEMA = 1
 DRY_RUN = {"photos": ["spaniels"], "steps": [16], "rows": ["linear_left", "riemannopt"]}
 # The code that shapes the numbers: the Table 1 unit's code and this script (and the study module it uses).
-CODE_FILES = R.CODE_FILES + ("benchmarks/numerical_floor.py", "riemannkit/floor.py")
+CODE_FILES = R.CODE_FILES + ("benchmarks/numerical_floor.py", "riemannstudy/floor.py")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.dry_run:
         args.photos, args.steps, args.rows = args.photos or DRY_RUN["photos"], args.steps or DRY_RUN["steps"], args.rows or DRY_RUN["rows"]
     if not args.photos:
-        raise SystemExit("--photos is required: name the unit's photos to recompute (riemannkit.floor.pick_photos chooses them)")
+        raise SystemExit("--photos is required: name the unit's photos to recompute (riemannstudy.floor.pick_photos chooses them)")
     unit_rel, unit = read_unit(args)
     bad = [p for p in args.photos if p not in unit["images"]["evaluated"]]
     steps = args.steps or list(unit["settings"]["steps"])
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> Path:
     if bad or set(steps) - set(unit["settings"]["steps"]) or set(rows) - set(unit["results"]):
         raise SystemExit(f"--photos, --steps and --rows must be the unit's: photos {unit['images']['evaluated']}, "
                          f"n {unit['settings']['steps']}, rows {list(unit['results'])}")
-    state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
+    state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     dev = torch.device("cpu")
     net32, size, _ = MO.load_model(args.model, dev)
     if size != unit["settings"]["input_size"]:
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> Path:
                 "unit_code_sha256": unit["provenance"].get("code_sha256"), "images": list(args.photos), "rows": rows,
                 "steps": steps, "variants": list(args.variants), "batch_size": args.batch_size, "input_size": size,
                 "dry_run": bool(args.dry_run)}
-    file = B.reference_out_dir(args.out_dir, args.dry_run) / f"numerical_floor_{args.model}{'_' + args.path if args.path != 'ig' else ''}.json"
+    file = RN.reference_out_dir(args.out_dir, args.dry_run) / f"numerical_floor_{args.model}{'_' + args.path if args.path != 'ig' else ''}.json"
     header = {"benchmark": "numerical_floor", "model": args.model, "path": args.path,
               "metric": unit["metric"], "target": unit["target"], "baseline": unit["baseline"],
               "variants": {v: {"dtype": F.COMPUTED_VARIANTS[v][0], "threads": F.COMPUTED_VARIANTS[v][1],
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> Path:
                        "and checked against its stored points (max_point_gap per variant); the targets are the unit's; "
                        "one photo per call to attribute, batch_size points per pass (the unit passed 16 photos at once); "
                        "the model's normalisation constants are float32 values, widened exactly by model.double()")}
-    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
+    run = RN.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
     if run.resumed:
         print(f"resume {file}: {len(run.cells)} of {len(args.photos)} photos stored", flush=True)
     cal = unit_calibration(unit)

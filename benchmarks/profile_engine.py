@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None, help="default: _build/benchmarks/profile_engine_<device>.json; name a file under results/ to store it")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
-    from riemannkit import book
+    from riemannstudy import provenance as PV
     from riemannkit.models import resolve_device
 
     cfg = dict(DRY if args.dry_run else FULL)
@@ -188,12 +188,12 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cpu") if args.dry_run else resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the fastest kernels for fixed shapes, for every contender alike
-    prov = book.provenance(command="python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), device=device)
+    prov = PV.provenance(command="python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), device=device)
     rec = run(cfg, device)
     table = markdown(rec)
     print(table)
-    out = args.out or book.BUILD_DIR / "benchmarks" / f"profile_engine_{device.type}.json"  # results/ only when named
-    book.save_json(out, {"benchmark": "profile_engine", "provenance": prov, "dry_run": args.dry_run, **rec,
+    out = args.out or PV.BUILD_DIR / "benchmarks" / f"profile_engine_{device.type}.json"  # results/ only when named
+    PV.save_json(out, {"benchmark": "profile_engine", "provenance": prov, "dry_run": args.dry_run, **rec,
                          "table_markdown": table}, overwrite=args.overwrite)
     print("wrote", out)
 

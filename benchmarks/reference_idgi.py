@@ -39,13 +39,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannkit import book as B  # noqa: E402
+from riemannstudy import provenance as PV, runs as RN, units as U  # noqa: E402
 from riemannkit import compression as C  # noqa: E402
 from riemannkit import data as D  # noqa: E402
 from riemannkit import evaluation as EV  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
-from riemannkit import units as U  # noqa: E402
+from riemannstudy import units as U  # noqa: E402
 
 MODELS = tuple(MO.LITE_MODELS)
 METHODS = list(EV.STUDY_ORDER)
@@ -60,7 +60,7 @@ CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "paths", "blur", 
 def unit_file(out_dir: Path, model: str, steps: int = 128, variant: str = "cpu") -> Path:
     """idgi_study_<model>.json at the study's 128 steps; idgi_study_<model>_n<steps>.json otherwise (Table 4 pairs the
     two: the change from 8 to 128 steps); a variant other than 'cpu' is named before .json (units.variant_file_name)."""
-    return B.unit_path(out_dir, "idgi_study", model, variant, steps=steps)
+    return RN.unit_path(out_dir, "idgi_study", model, variant, steps=steps)
 
 
 def control_map(name: str, shape: torch.Size, seed: int) -> torch.Tensor:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--group-size", type=int, help=f"photos computed together (default: {CPU_GROUP} on a CPU; on CUDA as many as "
                     "half the free memory holds); cells are stored photo by photo as each group finishes")
     ap.add_argument("--metric-batch-size", type=int, help=f"images per forward pass of the curves (default: --batch-size; {CUDA_METRIC_BATCH} on CUDA)")
-    B.add_unit_arguments(ap)
+    RN.add_unit_arguments(ap)
     ap.add_argument("--dry-run", action="store_true", help=f"shipped {DRY_RUN['names']}, {DRY_RUN['steps']} steps")
     args = ap.parse_args(argv)
     command = "python benchmarks/reference_idgi.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -197,11 +197,11 @@ def main(argv: list[str] | None = None) -> Path:
     if not (0 <= args.min_pred_value <= 1) or not (1 <= args.jpeg_quality <= 100):
         raise SystemExit(f"--min-pred-value must be in [0, 1] and --jpeg-quality in 1..100, got {args.min_pred_value} "
                          f"and {args.jpeg_quality}")
-    out_dir = B.reference_out_dir(args.out_dir, args.dry_run)
-    state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
+    state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     names = list(args.names or (D.pool_names(args.model) if args.images == "pool" else D.shipped_names()))
     dev = MO.resolve_device(args.device)
-    variant = U.numerics_variant(B.set_numerics(dev, args.allow_tf32))
+    variant = U.numerics_variant(U.set_numerics(dev, args.allow_tf32))
     C.encoder_pool()  # the WebP encoders fork now, from a process that holds no model yet
     net, size, _ = MO.load_model(args.model, dev)
     settings = {
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> Path:
     file = unit_file(out_dir, args.model, args.steps, variant)
     header = {"benchmark": "reference_idgi", "model": args.model, "methods": METHODS, "metrics": SCORED + ["completeness"],
               "target": "softmax probability of the predicted class (ImageNet-1k); black baseline; BlurIG from the σ = max_sigma blur"}
-    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
+    run = RN.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
     if run.resumed:
         print(f"resume {file}: {len(run.cells)} of {len(names)} photos stored", flush=True)
     from tqdm.auto import tqdm

@@ -28,13 +28,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannkit import book as B  # noqa: E402
+from riemannstudy import provenance as PV, runs as RN, units as U  # noqa: E402
 from riemannkit import data as D  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
 from riemannkit import schedule as S  # noqa: E402
-from riemannkit import units as U  # noqa: E402
+from riemannstudy import units as U  # noqa: E402
 
 PATHS = ("ig", "blurig", "guidedig")
 BASELINE = {"ig": "linear_right", "blurig": "linear_right", "guidedig": "linear_left"}  # the authors' sums
@@ -86,22 +86,22 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--units-dir", default=None,
                     help="where the Table 1 units are (default: results/reference; a dry run: _build/reference_dry_run)")
-    B.add_unit_arguments(ap)
+    RN.add_unit_arguments(ap)
     ap.add_argument("--dry-run", action="store_true", help="score the dry-run Table 1 units of reference_riemannopt.py --dry-run")
     args = ap.parse_args(argv)
     command = "python benchmarks/reference_insertion.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     if any(n < 1 for n in args.steps) or args.insertion_steps < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise SystemExit("--steps, --insertion-steps, --batch-size and --limit must be >= 1")
-    out_dir = B.reference_out_dir(args.out_dir, args.dry_run)
-    units_dir = Path(args.units_dir) if args.units_dir else (B.BUILD_DIR / "reference_dry_run" if args.dry_run else ROOT / "results" / "reference")
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
+    units_dir = Path(args.units_dir) if args.units_dir else (PV.BUILD_DIR / "reference_dry_run" if args.dry_run else ROOT / "results" / "reference")
     if not units_dir.is_dir():
         raise SystemExit(f"--units-dir {units_dir} is not a folder")
-    state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
+    state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     dev = MO.resolve_device(args.device)
-    variant = U.numerics_variant(B.set_numerics(dev, args.allow_tf32))
+    variant = U.numerics_variant(U.set_numerics(dev, args.allow_tf32))
     units = {}
     for path in args.paths:
-        f = B.unit_path(units_dir, "riemannopt_table1", args.model, variant, path=path)
+        f = RN.unit_path(units_dir, "riemannopt_table1", args.model, variant, path=path)
         if f.is_file():
             u = U.read_unit(f)  # checked: its name, numbers and keys
             if bool(u["settings"].get("dry_run")) == args.dry_run:
@@ -123,10 +123,10 @@ def main(argv: list[str] | None = None) -> Path:
     net, size, _ = MO.load_model(args.model, dev)
     if size != first["settings"]["input_size"]:
         raise SystemExit(f"input size {size} differs from the Table 1 unit's {first['settings']['input_size']}")
-    file = B.unit_path(out_dir, "riemannopt_insertion", args.model, variant)
+    file = RN.unit_path(out_dir, "riemannopt_insertion", args.model, variant)
     header = {"benchmark": "reference_insertion", "model": args.model, "baseline": {p: BASELINE[p] for p in units},
               "metric": "insertion from black, 20 steps, pixels ranked by Σ_c |map|; AUC of p (insertion_prob) and of p / p(x) (insertion_ratio)"}
-    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
+    run = RN.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
     from tqdm.auto import tqdm
 
     for name in tqdm(run.todo(), desc=f"{args.model} insertion"):

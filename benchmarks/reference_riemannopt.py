@@ -42,14 +42,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannkit import book as B  # noqa: E402
+from riemannstudy import provenance as PV, runs as RN, units as U  # noqa: E402
 from riemannkit import data as D  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
 from riemannkit import paths as P  # noqa: E402
 from riemannkit import schedule as S  # noqa: E402
-from riemannkit import units as U  # noqa: E402
+from riemannstudy import units as U  # noqa: E402
 
 PATHS = ("ig", "blurig", "guidedig")
 MODELS = tuple(MO.LITE_MODELS)
@@ -153,7 +153,7 @@ def run_unit(net, size: int, path: str, args, x_eval, names, x_cal, calib, setti
 
     t0 = time.time()
     kw = path_kwargs(path, args)
-    part = {k: v for k, v in B.provenance(command, dev).items() if k != "started_unix"}
+    part = {k: v for k, v in PV.provenance(command, dev).items() if k != "started_unix"}
     part.update(state)  # the code that runs: commit, dirty-tree hashes, code_sha256 over CODE_FILES
     if resume is not None:
         # Same settings and same code (code_sha256): keep the calibration and the finished n, compute the rest.
@@ -252,7 +252,7 @@ def unit_record(args, path, kw, settings, rows, names, calib, target, grid, curv
 
 def unit_file(out_dir: Path, model: str, path: str, points_only: bool = False, variant: str = "cpu") -> Path:
     """riemannopt_table1_<model>_<path>.json (riemannopt_points_… with --points-only), the variant before .json."""
-    return B.unit_path(out_dir, "riemannopt_points" if points_only else "riemannopt_table1", model, variant, path=path)
+    return RN.unit_path(out_dir, "riemannopt_points" if points_only else "riemannopt_table1", model, variant, path=path)
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     ap.add_argument("--gig-max-dist", type=float, default=0.02, help="Guided IG max_dist (the authors' runs: 0.02)")
     ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--batch-size", type=int, default=64, help="points (images x alphas) per forward/backward")
-    B.add_unit_arguments(ap)
+    RN.add_unit_arguments(ap)
     ap.add_argument("--points-only", action="store_true",
                     help="only the calibration and each recipe's points for every n (Figure 2 of a model): "
                          "no evaluated image, stored as riemannopt_points_<model>_<path>.json")
@@ -287,11 +287,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
         raise SystemExit(f"--m must be >= 8 calibration images for a stored reference run, got {args.m}")
     if any(n < 1 for n in args.steps) or args.k < 2 or args.batch_size < 1 or args.window < 1 or (args.limit is not None and args.limit < 1):
         raise SystemExit("--steps, --batch-size, --window and --limit must be positive and --k >= 2")
-    out_dir = B.reference_out_dir(args.out_dir, args.dry_run)
-    state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
+    state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     src, names, calib_src, calib = choose_images(args, args.model)  # before the model: a missing pool fails fast
     dev = MO.resolve_device(args.device)
-    variant = U.numerics_variant(B.set_numerics(dev, args.allow_tf32))
+    variant = U.numerics_variant(U.set_numerics(dev, args.allow_tf32))
     files = {path: unit_file(out_dir, args.model, path, args.points_only, variant) for path in args.paths}
     locks = []
     try:
@@ -328,7 +328,7 @@ def _run(args, command, state, src, names, calib_src, calib, dev, variant, files
             print(f"resume {file}: cells stored for n in {done}", flush=True)
 
         def save(rec: dict, file: Path = file) -> None:
-            B.write_json_atomic(file, rec)
+            U.write_json_atomic(file, rec)
 
         rec = run_unit(net, size, path, args, x_eval, names, x_cal, calib, settings, state, command, dev, resume=prev, save=save)
         save(rec)

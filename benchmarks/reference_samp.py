@@ -5,7 +5,7 @@ IDGI) at n steps (SAMP: n per direction, as the SAMP chapter) are scored by dele
 and insertion (onto the blurred photo, the RISE protocol; higher is better), 20 steps each, pixels ranked by the
 signed channel sum, with each map's relative completeness error.  SAMP's settings are the SAMP chapter's (fraction
 16/224 of the pixels per step, momentum 0.5, as the precursor code ExplainAttr).  Photos are stored as they finish
-(riemannkit.book.PhotoRun): a run resumes photo by photo under the same settings, code (CODE_FILES at HEAD) and
+(riemannstudy.runs.PhotoRun): a run resumes photo by photo under the same settings, code (CODE_FILES at HEAD) and
 numerics; another stored unit stops the run (--overwrite replaces it).  Units go to _build/reference unless
 --out-dir names a folder (results/reference for evidence); a dry run goes to _build/reference_dry_run.
 
@@ -24,13 +24,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannkit import book as B  # noqa: E402
+from riemannstudy import provenance as PV, runs as RN, units as U  # noqa: E402
 from riemannkit import data as D  # noqa: E402
 from riemannkit import evaluation as EV  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
-from riemannkit import units as U  # noqa: E402
+from riemannstudy import units as U  # noqa: E402
 
 METHODS = ["ig", "blurig", "guidedig", "samp", "samp+idgi"]
 SCORED = ["deletion", "insertion_prob"]
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--metric-steps", type=int, default=20)
     ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--batch-size", type=int, default=16)
-    B.add_unit_arguments(ap)
+    RN.add_unit_arguments(ap)
     ap.add_argument("--dry-run", action="store_true", help=f"shipped {DRY_RUN['names']}, {DRY_RUN['steps']} steps")
     args = ap.parse_args(argv)
     command = "python benchmarks/reference_samp.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -76,18 +76,18 @@ def main(argv: list[str] | None = None) -> Path:
     if args.steps < 2 or args.metric_steps < 1 or args.batch_size < 1:
         raise SystemExit(f"--steps must be >= 2, --metric-steps and --batch-size >= 1, got {args.steps}, "
                          f"{args.metric_steps} and {args.batch_size}")
-    out_dir = B.reference_out_dir(args.out_dir, args.dry_run)
-    state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
+    state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     names = list(args.names or D.pool_names(args.model))
     dev = MO.resolve_device(args.device)
-    variant = U.numerics_variant(B.set_numerics(dev, args.allow_tf32))
+    variant = U.numerics_variant(U.set_numerics(dev, args.allow_tf32))
     net, size, _ = MO.load_model(args.model, dev)
     settings = {"model": args.model, "source": source, "images": names, "input_size": size, "steps": args.steps,
                 "samp": {"fraction": args.samp_fraction, "momentum": args.samp_momentum}, "metric_steps": args.metric_steps,
                 "insertion_start": "blur", "reduce": "sum", "dry_run": bool(args.dry_run)}
     header = {"benchmark": "reference_samp", "model": args.model, "methods": METHODS, "metrics": SCORED + ["completeness"]}
-    file = B.unit_path(out_dir, "samp_pool", args.model, variant, steps=args.steps)
-    run = B.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
+    file = RN.unit_path(out_dir, "samp_pool", args.model, variant, steps=args.steps)
+    run = RN.PhotoRun(file, SCHEMA, settings, state, command, dev, header, overwrite=args.overwrite)
     from tqdm.auto import tqdm
 
     for name in tqdm(run.todo(), desc=f"{args.model} SAMP"):

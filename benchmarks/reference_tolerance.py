@@ -16,9 +16,9 @@ For every photo of the pool (riemannkit.data.pool_names(model)), for each path (
                8 calibration photos, the first 8 of the pool: in-sample there), right sums (released_attribute_args);
 
 each map's relative L2 error ‖A − A_ref‖₂ / ‖A_ref‖₂ against the reference and its relative completeness error
-|Σ A − Δf| / |Δf| (Δf from the reference's passes).  Photos are stored as they finish (riemannkit.book.PhotoRun): a
+|Σ A − Δf| / |Δf| (Δf from the reference's passes).  Photos are stored as they finish (riemannstudy.runs.PhotoRun): a
 run resumes photo by photo under the same settings, code (CODE_FILES at HEAD) and numerics.  The unit options are
-every reference script's (riemannkit.book.add_unit_arguments): units go to _build/reference unless --out-dir names a
+every reference script's (riemannstudy.runs.add_unit_arguments): units go to _build/reference unless --out-dir names a
 folder (results/reference stores evidence); on CUDA strict float32 unless --allow-tf32, the numerics variant in the
 file name (tolerance_<model>.cuda.json); --overwrite, --allow-dirty.
 
@@ -39,12 +39,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import riemannkit as rk  # noqa: E402
-from riemannkit import book as B  # noqa: E402
+from riemannstudy import provenance as PV, runs as RN, units as U  # noqa: E402
 from riemannkit import data as D  # noqa: E402
 from riemannkit import evaluation as EV  # noqa: E402
-from riemannkit import evidence as EVD  # noqa: E402
+from riemannstudy import evidence as EVD  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
-from riemannkit import units as U  # noqa: E402
+from riemannstudy import units as U  # noqa: E402
 
 PATHS = ("ig", "blurig")
 TOLS = (0.1, 0.05, 0.01)
@@ -56,7 +56,7 @@ CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "quadrature", "to
 
 def unit_file(out_dir: Path, model: str, variant: str = "cpu") -> Path:
     """tolerance_<model>.json (another numerics variant: tolerance_<model>.<variant>.json) in ``out_dir``."""
-    return B.unit_path(out_dir, "tolerance", model, variant)
+    return RN.unit_path(out_dir, "tolerance", model, variant)
 
 
 def released_profile(model: str, path: str) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--n-max", type=int, default=2049, help="the adaptive run's largest gradient count per image")
     ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--batch-size", default="16", help="points per forward/backward, or 'auto' (a GPU's free memory)")
-    B.add_unit_arguments(ap)
+    RN.add_unit_arguments(ap)
     ap.add_argument("--dry-run", action="store_true", help=f"shipped {DRY_RUN['names']}, tiny sizes {DRY_RUN}")
     args = ap.parse_args(argv)
     command = "python benchmarks/reference_tolerance.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -99,13 +99,13 @@ def main(argv: list[str] | None = None) -> Path:
         raise SystemExit(f"--left-max must be a power of 2 >= 4, got {args.left_max}")
     if args.ref_n < 2 or args.ref_n % 2:
         raise SystemExit(f"--ref-n must be an even number >= 2, got {args.ref_n}")
-    state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
+    state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     names = list(args.names or D.pool_names(args.model))
     if args.first is not None:
         names = names[: args.first]
-    out_dir = B.reference_out_dir(args.out_dir, args.dry_run)
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
     dev = MO.resolve_device(args.device)
-    variant = U.numerics_variant(B.set_numerics(dev, args.allow_tf32))
+    variant = U.numerics_variant(U.set_numerics(dev, args.allow_tf32))
     net, size, _ = MO.load_model(args.model, dev)
     profiles, ro_source = {}, {}
     for path in args.paths:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> Path:
     header = {"benchmark": "reference_tolerance", "model": args.model, "methods": ["adaptive", "left", "riemannopt"],
               "target": "softmax probability of the predicted class (ImageNet-1k); black baseline; BlurIG from the σ = max_sigma blur",
               "batch_size": batch_size}
-    run = B.PhotoRun(unit_file(out_dir, args.model, variant), SCHEMA, settings, state, command, dev, header,
+    run = RN.PhotoRun(unit_file(out_dir, args.model, variant), SCHEMA, settings, state, command, dev, header,
                      overwrite=args.overwrite)
     if run.resumed:
         print(f"resume {run.file}: {len(run.cells)} of {len(names)} photos stored", flush=True)

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import throughput as TP  # noqa: E402
-from riemannkit import book  # noqa: E402
+from riemannstudy import provenance as PV  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit.data import load_images  # noqa: E402
 from riemannkit.models import LITE_MODELS, load_model, resolve_device  # noqa: E402
@@ -79,13 +79,13 @@ def main() -> None:
                 rows.append(row)
                 print(f"  images {b} n {n}: {s:.2f} s wall, {row['median_cpu_s']:.2f} s CPU, {row['points_per_s']:.2f} pts/s = "
                       f"{row['rk_vs_limit']:.2f} of the limit", flush=True)
-    prov = book.provenance(command="python " + " ".join(sys.argv), device=device)
+    prov = PV.provenance(command="python " + " ".join(sys.argv), device=device)
     prov["wall_s"] = round(time.time() - t_start, 1)
     record = {"benchmark": "scaling", "provenance": prov, "config": vars(args), "limits": limits, "rows": rows,
               "notes": "rk_vs_limit = riemannkit's gradient points/s over the limit's (the f(x) forward and the short last "
                        "pass are riemannkit's overhead); fp32, IG, left rule, black baseline, the shipped photos."}
-    out = args.out or book.BUILD_DIR / "benchmarks" / f"scaling_{device.type}.json"  # results/ only when named
-    book.save_json(out, record)
+    out = args.out or PV.BUILD_DIR / "benchmarks" / f"scaling_{device.type}.json"  # results/ only when named
+    PV.save_json(out, record)
     print("wrote", out)
 
 

@@ -2,7 +2,7 @@
 
 For one photo of a stored Table 1 unit (its target, the softmax probability, black baseline, the unit's path), the
 integrand g(α) = ∇f(γ(α)) ⊙ γ'(α) is evaluated at the k + 1 points α_j = j/k (k = 4096 by default) and at every node
-that a rule with n gradient evaluations uses (riemannkit.floor.rule_nodes_of_unit: left, right, midpoint, trapezoid,
+that a rule with n gradient evaluations uses (riemannstudy.floor.rule_nodes_of_unit: left, right, midpoint, trapezoid,
 Gauss–Legendre and the RiemannOpt recipes at the unit's stored points), in float64 (model.double()) and in float32
 on the CPU, or in float32 on a GPU (--device cuda: strict float32, or --tf32 for cuDNN's and cuBLAS's TF32, PyTorch's
 default for convolutions; the file then ends in .cuda.json or .cuda_tf32.json, the stored units' variant names).
@@ -39,18 +39,18 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import numerical_floor as NF  # noqa: E402
 import reference_riemannopt as R  # noqa: E402
-from riemannkit import book as B  # noqa: E402
+from riemannstudy import provenance as PV, runs as RN, units as U  # noqa: E402
 from riemannkit import data as D  # noqa: E402
-from riemannkit import floor as F  # noqa: E402
+from riemannstudy import floor as F  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
-from riemannkit import units as U  # noqa: E402
+from riemannstudy import units as U  # noqa: E402
 from riemannkit import validate as V  # noqa: E402
 
 SCHEMA = 1
 DRY_RUN = {"photo": "spaniels", "k": 64, "n": 8}
 CODE_FILES = ("riemannkit/integrate.py", "riemannkit/paths.py", "riemannkit/blur.py", "riemannkit/models.py",
-              "riemannkit/data.py", "riemannkit/pool.py", "riemannkit/validate.py", "riemannkit/floor.py",
+              "riemannkit/data.py", "riemannkit/pool.py", "riemannkit/validate.py", "riemannstudy/floor.py",
               "riemannkit/schedule.py", "benchmarks/sensitivity_curve.py", "benchmarks/numerical_floor.py")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> Path:
     names = unit["images"]["evaluated"]
     if args.photo not in names:
         raise SystemExit(f"--photo {args.photo!r} is not a photo of {unit_rel}; accepted values: {', '.join(names)}")
-    state = {**B.code_state(args.allow_dirty), "code_sha256": B.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
+    state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     if dev.type == "cuda":
@@ -165,12 +165,12 @@ def main(argv: list[str] | None = None) -> Path:
                 "dtypes": list(args.dtypes), "threads": args.threads, "variant": variant, "batch_size": args.batch_size, "unit": unit_rel,
                 "unit_commit": unit["provenance"]["git_commit"], "input_size": size, "dry_run": bool(args.dry_run)}
     suffix = "" if variant == "cpu" else f".{variant}"
-    file = B.reference_out_dir(args.out_dir, args.dry_run) / f"sensitivity_{args.photo}_{args.model}{'_' + args.path if args.path != 'ig' else ''}{suffix}.json"
+    file = RN.reference_out_dir(args.out_dir, args.dry_run) / f"sensitivity_{args.photo}_{args.model}{'_' + args.path if args.path != 'ig' else ''}{suffix}.json"
     with U.lock_unit(file):  # a second run on this record is refused
         prev = stored_record(file, settings, state, args.overwrite)
         cells = dict(prev["cells"]) if prev else {}
         parts = list(prev["provenance"]["parts"]) if prev else []
-        part = {k: v for k, v in B.provenance(command, dev).items() if k != "started_unix"} | state
+        part = {k: v for k, v in PV.provenance(command, dev).items() if k != "started_unix"} | state
         t0 = time.time()
 
         def record() -> dict:
@@ -193,10 +193,10 @@ def main(argv: list[str] | None = None) -> Path:
             model = net if dtype == "float32" else MO.load_model(args.model, dev)[0].to(DTYPES[dtype])
             cells[dtype] = dtype_cell(model, x.to(dev, DTYPES[dtype]), torch.tensor([target], device=dev), args.path, args.k, rules,
                                       args.batch_size)
-            B.write_json_atomic(file, record())
+            U.write_json_atomic(file, record())
             errs = ", ".join(f"{r} {c['rel_error']:.3g}" for r, c in cells[dtype]["nodes"].items())
             print(f"{dtype}: {cells[dtype]['wall_s']} s; relative error at n = {args.n}: {errs}", flush=True)
-        B.write_json_atomic(file, record())
+        U.write_json_atomic(file, record())
         return file
 
 

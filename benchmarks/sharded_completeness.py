@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from riemannkit import book  # noqa: E402
+from riemannstudy import provenance as PV  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit import shard as S  # noqa: E402
@@ -55,8 +55,8 @@ def main() -> None:
     ap.add_argument("--steps", nargs="+", type=int, default=[16, 64, 256])
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="auto", help="'auto': cuda:LOCAL_RANK if CUDA is available, else cpu")
-    ap.add_argument("--shard-dir", default=str(book.BUILD_DIR / "benchmarks" / "sharded_completeness_shards"))
-    ap.add_argument("--out", default=str(book.BUILD_DIR / "benchmarks" / "sharded_completeness.json"),
+    ap.add_argument("--shard-dir", default=str(PV.BUILD_DIR / "benchmarks" / "sharded_completeness_shards"))
+    ap.add_argument("--out", default=str(PV.BUILD_DIR / "benchmarks" / "sharded_completeness.json"),
                     help="name a file under results/ to store it")
     args = ap.parse_args()
     if args.path == "guidedig" and args.rule != "left":
@@ -74,7 +74,7 @@ def main() -> None:
         record["device"] = str(device)
         record["wall_s"] = round(time.time() - t0, 1)
         shard_path = S.shard_file(args.shard_dir, rank, world)
-        book.save_json(shard_path, record)
+        PV.save_json(shard_path, record)
         print(f"rank {rank}/{world} on {device}: {len(mine)} image(s) -> {shard_path}", flush=True)
         S.barrier()  # every shard file is written before rank 0 reads them
         if rank == 0:
@@ -82,10 +82,10 @@ def main() -> None:
             merged = S.merge_shards(files, expected=args.images)
             merged["benchmark"] = "sharded_completeness"
             launcher = f"torchrun --nproc_per_node={world}" if world > 1 else "python"
-            merged["provenance"] = book.provenance(command=f"{launcher} " + " ".join(sys.argv), device=device)
+            merged["provenance"] = PV.provenance(command=f"{launcher} " + " ".join(sys.argv), device=device)
             merged["provenance"]["world_size"] = world
             merged["provenance"]["wall_s"] = round(time.time() - t0, 1)
-            book.save_json(args.out, merged)
+            PV.save_json(args.out, merged)
             print("| image | " + " | ".join(f"n={n}" for n in args.steps) + " |")
             print("|---|" + "---:|" * len(args.steps))
             for name, v in merged["per_image"].items():

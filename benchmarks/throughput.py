@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from riemannkit import book  # noqa: E402
+from riemannstudy import provenance as PV  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
 from riemannkit.data import load_images  # noqa: E402
@@ -350,7 +350,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     limit_batches = args.limit_batch_sizes or (GPU_LIMIT_BATCHES if device.type == "cuda" else list(args.batch_sizes))
-    out = args.out or book.BUILD_DIR / "benchmarks" / f"throughput_{device.type}.json"  # results/ only when named
+    out = args.out or PV.BUILD_DIR / "benchmarks" / f"throughput_{device.type}.json"  # results/ only when named
     has_captum = not args.no_captum and captum_ig(nn.Identity(), "logit") is not None
     methods = [(p, False) for p in args.paths] + ([(p, True) for p in args.paths] if args.idgi else [])
     rows, failures, all_limits, t_start = [], [], [], time.time()
@@ -449,7 +449,7 @@ def main() -> None:
     table = markdown(rows) + "\n\nEach contender at its best pass size:\n\n" + summary_markdown(best)
     print(table)
     cmd = "python " + " ".join(sys.argv)
-    prov = book.provenance(command=cmd, device=device)
+    prov = PV.provenance(command=cmd, device=device)
     prov["wall_s"] = round(time.time() - t_start, 1)
     if has_captum:
         import captum
@@ -475,7 +475,7 @@ def main() -> None:
         "failures": failures,
         "table_markdown": table,
     }
-    book.save_json(out, record)
+    PV.save_json(out, record)
     print("wrote", out)
 
 

@@ -26,7 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannkit import book as B  # noqa: E402
+from riemannstudy import provenance as PV, units as U  # noqa: E402
 from riemannkit import data as D  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"| {estimate} | {t} | {v['nodes']}{' (grid limit)' if v['grid_limit'] else ''} | {v['error']:.4f} | "
                   f"{v['estimate']:.4f} | {v['completeness']:.4f} |")
     if args.out:
-        rec["provenance"] = B.provenance(command, dev)
-        B.write_json_atomic(args.out, rec)
+        rec["provenance"] = PV.provenance(command, dev)
+        U.write_json_atomic(args.out, rec)
         print("wrote", args.out)
     return rec
 

@@ -40,9 +40,7 @@ METRICS = (
 )
 # Higher is better for every metric except deletion and the completeness error.
 LOWER_IS_BETTER = ("deletion", "completeness")
-METRIC_LABELS = {"insertion_prob": "insertion (p)", "insertion_ratio": "insertion (p/p(x))", "deletion": "deletion",
-                 "sic_webp": "SIC, WebP", "aic_webp": "AIC, WebP", "sic_msssim": "SIC, MS-SSIM", "aic_msssim": "AIC, MS-SSIM",
-                 "completeness": "completeness error"}
+# The tables' labels of these metrics: riemannstudy.tables.METRIC_LABELS (the study layer).
 
 
 def parse_method(method: str) -> tuple[str, bool]:
@@ -349,28 +347,6 @@ def step_sweep(
                 err = M.completeness_error(m[name].attr, m[name].f_input, m[name].f_baseline)
                 row["completeness"] = _score(err.mean(), err, len(err))
         out[n] = table
-    return out
-
-
-def sweep_values(sweep: Mapping[int, Mapping[str, Mapping[str, dict]]], metric: str) -> dict[str, dict[int, float]]:
-    """{method: {n: value}} of one metric from a :func:`step_sweep` result (methods lacking it skipped)."""
-    out: dict[str, dict[int, float]] = {}
-    for n, table in sweep.items():
-        for name, row in table.items():
-            if metric in row:
-                out.setdefault(name, {})[n] = row[metric]["value"]
-    if not out:
-        raise ValueError(f"metric {metric!r} is not in the sweep; it holds {sorted({m for t in sweep.values() for r in t.values() for m in r})}")
-    return out
-
-
-def step_difference(values: Mapping[str, Mapping[int, float]], lo: int, hi: int) -> dict[str, float]:
-    """{method: value(hi) − value(lo)}: the study's Table 4 (difference between 8 and 128 steps)."""
-    out = {}
-    for name, row in values.items():
-        if lo not in row or hi not in row:
-            raise ValueError(f"method {name!r} has no value at n={lo} and n={hi} (has {sorted(row)})")
-        out[name] = row[hi] - row[lo]
     return out
 
 

@@ -1,11 +1,11 @@
-"""The chapters' set-up (riemannkit.book.setup): parameters checked against their declared types before any heavy work."""
+"""The chapters' set-up (riemannstudy.chapter.setup): parameters checked against their declared types before any heavy work."""
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from riemannkit import book
+from riemannstudy import chapter as CH, provenance as PV, runs as RN, units as U
 
 
 def namespace(**values):
@@ -19,41 +19,41 @@ def namespace(**values):
 
 def test_defaults_pass_unchanged():
     ns = namespace()
-    params = book.check_parameters(ns)
+    params = CH.check_parameters(ns)
     assert params == {"steps": [16, 32], "paths": ["ig"], "k": 32, "sigma": 6.0, "save": False, "model": "m",
                       "limit": None, "photos": None}
 
 
 def test_list_given_as_text_by_papermill_p_is_parsed():
     ns = namespace(steps="[16, 32, 64]", paths="['ig', 'blurig']", photos="['chelsea']")
-    book.check_parameters(ns)
+    CH.check_parameters(ns)
     assert ns["steps"] == [16, 32, 64] and ns["paths"] == ["ig", "blurig"] and ns["photos"] == ["chelsea"]
 
 
 def test_scalar_for_a_list_is_rejected_naming_the_parameter_and_the_yaml_form():
     with pytest.raises(ValueError, match=r"parameter steps=16 .*list\[int\].*-y \"steps: \[16, 32\]\""):
-        book.check_parameters(namespace(steps=16))
+        CH.check_parameters(namespace(steps=16))
 
 
 def test_wrong_element_type_is_rejected_with_its_index():
     with pytest.raises(ValueError, match=r"steps\[1\]='x'"):
-        book.check_parameters(namespace(steps=[16, "x"]))
+        CH.check_parameters(namespace(steps=[16, "x"]))
 
 
 def test_scalars_are_coerced_or_rejected():
     ns = namespace(k="64", sigma=4, save="True", limit="500")
-    book.check_parameters(ns)
+    CH.check_parameters(ns)
     assert ns["k"] == 64 and ns["sigma"] == 4.0 and isinstance(ns["sigma"], float) and ns["save"] is True
     assert ns["limit"] == 500
     for bad in ({"k": 2.5}, {"k": True}, {"save": 1}, {"model": 3}, {"sigma": "wide"}, {"limit": "all"}):
         name = next(iter(bad))
         with pytest.raises(ValueError, match=f"parameter {name}="):
-            book.check_parameters(namespace(**bad))
+            CH.check_parameters(namespace(**bad))
 
 
 def test_setup_seeds_resolves_device_and_records_the_rerun_command():
     ns = namespace(seed=3, device="cpu")
-    ch = book.setup("riemannopt_test", ns)
+    ch = CH.setup("riemannopt_test", ns)
     assert ch.device == torch.device("cpu")
     first = torch.rand(1)
     torch.manual_seed(3)
@@ -65,49 +65,49 @@ def test_setup_seeds_resolves_device_and_records_the_rerun_command():
 def test_setup_applies_the_full_profile_and_checks_its_values():
     ns = namespace(profile="full", device="cpu")
     ns["__annotations__"] = {**ns["__annotations__"], "profile": str}
-    ch = book.setup("riemannopt", ns)
+    ch = CH.setup("riemannopt", ns)
     assert ch.full_settings and ns["steps"] == [16, 32, 64, 128] and ch.params["steps"] == [16, 32, 64, 128]
     with pytest.raises(ValueError, match="profile"):
-        book.setup("riemannopt", {**namespace(profile="fast"), "__annotations__": {"profile": str}})
+        CH.setup("riemannopt", {**namespace(profile="fast"), "__annotations__": {"profile": str}})
 
 
 def test_code_state_and_code_sha256_name_the_code_that_ran():
-    state = book.code_state(allow_dirty=True)
+    state = PV.code_state(allow_dirty=True)
     assert len(state["git_commit"]) == 40
     assert (state["dirty"] is True) == ("git_diff_sha256" in state) == ("untracked_sha256" in state)
     if state["dirty"]:
         with pytest.raises(SystemExit, match="--allow-dirty"):
-            book.code_state(allow_dirty=False)
-    files = ["riemannkit/stats.py", "riemannkit/validate.py"]
-    h = book.code_sha256(files)
-    assert h == book.code_sha256(files) and len(h) == 64
-    assert h != book.code_sha256(files[:1]) and h != book.code_sha256(files[::-1])
+            PV.code_state(allow_dirty=False)
+    files = ["riemannstudy/stats.py", "riemannkit/validate.py"]
+    h = PV.code_sha256(files)
+    assert h == PV.code_sha256(files) and len(h) == 64
+    assert h != PV.code_sha256(files[:1]) and h != PV.code_sha256(files[::-1])
     with pytest.raises(FileNotFoundError, match="not in the working tree"):
-        book.code_sha256(["riemannkit/no_such_module.py"])
+        PV.code_sha256(["riemannkit/no_such_module.py"])
     # the working copy is what is hashed (the code that runs), so a clean tree's hash is its commit's
     import hashlib
     import subprocess
 
-    blob = subprocess.run(["git", "show", "HEAD:riemannkit/stats.py"], cwd=book.REPO_ROOT, capture_output=True).stdout
+    blob = subprocess.run(["git", "show", "HEAD:riemannstudy/stats.py"], cwd=PV.REPO_ROOT, capture_output=True).stdout
     if not state["dirty"] and blob:
-        want = hashlib.sha256(b"riemannkit/stats.py\0" + blob + b"\0").hexdigest()
-        assert book.code_sha256(["riemannkit/stats.py"]) == want
+        want = hashlib.sha256(b"riemannstudy/stats.py\0" + blob + b"\0").hexdigest()
+        assert PV.code_sha256(["riemannstudy/stats.py"]) == want
 
 
 def test_provenance_names_versions_and_dirty_state_and_save_json_adds_wall_time(tmp_path):
-    prov = book.provenance(command="x", device="cpu")
+    prov = PV.provenance(command="x", device="cpu")
     for key in ("git_commit", "dirty", "device", "torch", "numpy", "scipy", "pillow", "date", "started_unix"):
         assert key in prov, key
     assert prov["numpy"] == np.__version__
     assert (prov["dirty"] is True) == ("git_diff_sha256" in prov)  # a dirty tree's code is named by its diff's hash
     prov["started_unix"] -= 5.0
-    out = book.save_json(tmp_path / "r.json", {"provenance": prov, "values": np.arange(2)})
+    out = PV.save_json(tmp_path / "r.json", {"provenance": prov, "values": np.arange(2)})
     rec = json.loads(out.read_text())
     assert 5.0 <= rec["wall_s"] < 600 and rec["values"] == [0, 1]
-    kept = book.save_json(tmp_path / "s.json", {"provenance": prov, "wall_s": 1.5})  # a record's own wall time stays
+    kept = PV.save_json(tmp_path / "s.json", {"provenance": prov, "wall_s": 1.5})  # a record's own wall time stays
     assert json.loads(kept.read_text())["wall_s"] == 1.5
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        book.save_json(out, {"provenance": prov})
+        PV.save_json(out, {"provenance": prov})
 
 
 HEADER = {"benchmark": "reference_samp", "model": "m", "methods": ["ig"], "metrics": ["deletion"]}
@@ -123,16 +123,16 @@ def _cell(v=0.1):
 
 def test_photo_run_resumes_only_the_same_settings_and_code(tmp_path):
     f = tmp_path / "samp_pool_m.json"
-    state = {**book.code_state(allow_dirty=True), "code_sha256": "a"}  # as the reference scripts build it
-    run = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    state = {**PV.code_state(allow_dirty=True), "code_sha256": "a"}  # as the reference scripts build it
+    run = RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     assert run.todo() == ["p1", "p2"] and not run.resumed
     run.add("p1", _cell())
     rec = json.loads(f.read_text())
     assert not rec["complete"] and rec["images"] == {"evaluated": ["p1"], "planned": ["p1", "p2"]}
     assert rec["benchmark"] == "reference_samp" and rec["provenance"]["command"] == "cmd" and rec["provenance"]["photos_done"] == 1
-    assert rec["provenance"]["numerics"]["device_type"] == "cpu" and book.unit_variant(rec) == "cpu"
+    assert rec["provenance"]["numerics"]["device_type"] == "cpu" and U.unit_variant(rec) == "cpu"
     run.lock.release()  # as a killed run's lock goes with its process
-    again = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    again = RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     assert again.resumed and again.todo() == ["p2"]
     again.add("p2", _cell(0.2))
     rec = json.loads(again.finish().read_text())
@@ -142,23 +142,23 @@ def test_photo_run_resumes_only_the_same_settings_and_code(tmp_path):
     for settings, st, schema, what in ((_settings(["p1"]), state, 1, "settings.images"),
                                        (_settings(), {**state, "code_sha256": "b"}, 1, r"code \(code_sha256\)"),
                                        (_settings(), state, 2, "schema")):
-        with pytest.raises(book.U.UnitError, match=what) as err:
-            book.PhotoRun(f, schema, settings, st, "cmd", "cpu", HEADER)
+        with pytest.raises(U.UnitError, match=what) as err:
+            RN.PhotoRun(f, schema, settings, st, "cmd", "cpu", HEADER)
         assert "--overwrite" in str(err.value) and str(f) in str(err.value)
         assert f.read_text() == before
-    done = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    done = RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     done.finish()  # a complete run resumed with nothing to add stays as it was
     assert f.read_text() == before
-    fresh = book.PhotoRun(f, 1, _settings(["p1"]), state, "cmd", "cpu", HEADER, overwrite=True)  # asked by name
+    fresh = RN.PhotoRun(f, 1, _settings(["p1"]), state, "cmd", "cpu", HEADER, overwrite=True)  # asked by name
     assert not fresh.resumed and fresh.todo() == ["p1"]
     fresh.lock.release()
     with pytest.raises(ValueError, match="file name is 'samp_pool_m.json'"):
-        book.PhotoRun(tmp_path / "samp_pool_other.json", 1, _settings(), state, "cmd", "cpu", HEADER)
+        RN.PhotoRun(tmp_path / "samp_pool_other.json", 1, _settings(), state, "cmd", "cpu", HEADER)
 
 
 def _partial(tmp_path, state, cells):
     f = tmp_path / "samp_pool_m.json"
-    run = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    run = RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     run.add("p1", _cell())
     run.lock.release()
     rec = json.loads(f.read_text())
@@ -175,22 +175,22 @@ def _partial(tmp_path, state, cells):
     ({"p1": {"target": 1, "p": 0.5}}, r"cells\['p1'\]\.scores is missing"),
 ])
 def test_photo_run_refuses_to_resume_a_bad_cell(tmp_path, cells, what):
-    state = {**book.code_state(allow_dirty=True), "code_sha256": "a"}
+    state = {**PV.code_state(allow_dirty=True), "code_sha256": "a"}
     f = _partial(tmp_path, state, cells)
     before = f.read_text()
-    with pytest.raises(book.U.UnitError, match=what):
-        book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    with pytest.raises(U.UnitError, match=what):
+        RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     assert f.read_text() == before  # kept for a person to look at
 
 
 def test_photo_run_refuses_a_truncated_unit_and_a_bad_new_cell(tmp_path):
-    state = {**book.code_state(allow_dirty=True), "code_sha256": "a"}
+    state = {**PV.code_state(allow_dirty=True), "code_sha256": "a"}
     f = _partial(tmp_path, state, {"p1": _cell()})
     f.write_text(f.read_text()[:200])
-    with pytest.raises(book.U.UnitError, match=f"{f}: the stored unit does not parse.*truncated"):
-        book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
-    run = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER, overwrite=True)
-    with pytest.raises(book.U.UnitError, match="must be finite"):
+    with pytest.raises(U.UnitError, match=f"{f}: the stored unit does not parse.*truncated"):
+        RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    run = RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER, overwrite=True)
+    with pytest.raises(U.UnitError, match="must be finite"):
         run.add("p1", _cell(float("inf")))
     run.finish()
 
@@ -198,58 +198,58 @@ def test_photo_run_refuses_a_truncated_unit_and_a_bad_new_cell(tmp_path):
 def test_photo_run_holds_its_unit_against_a_second_run(tmp_path):
     import os
 
-    state = {**book.code_state(allow_dirty=True), "code_sha256": "a"}
+    state = {**PV.code_state(allow_dirty=True), "code_sha256": "a"}
     f = tmp_path / "samp_pool_m.json"
-    first = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
-    with pytest.raises(book.U.UnitLocked, match=rf"another run holds this unit \({f}, pid {os.getpid()}\)"):
-        book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    first = RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    with pytest.raises(U.UnitLocked, match=rf"another run holds this unit \({f}, pid {os.getpid()}\)"):
+        RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     first.add("p1", _cell())
     first.finish()
     assert not (tmp_path / "samp_pool_m.json.lock").exists()
-    second = book.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
+    second = RN.PhotoRun(f, 1, _settings(), state, "cmd", "cpu", HEADER)
     assert second.resumed and second.todo() == ["p2"]
     second.finish()
 
 
 def test_reference_out_dir_keeps_dry_runs_out_of_results(tmp_path):
-    assert book.reference_out_dir(None, False) == book.BUILD_DIR / "reference"
-    assert book.reference_out_dir(None, True) == book.BUILD_DIR / "reference_dry_run"
-    assert book.reference_out_dir(tmp_path, True) == tmp_path.resolve()
-    assert book.reference_out_dir(book.RESULTS_DIR / "reference", False) == book.RESULTS_DIR / "reference"
+    assert RN.reference_out_dir(None, False) == PV.BUILD_DIR / "reference"
+    assert RN.reference_out_dir(None, True) == PV.BUILD_DIR / "reference_dry_run"
+    assert RN.reference_out_dir(tmp_path, True) == tmp_path.resolve()
+    assert RN.reference_out_dir(PV.RESULTS_DIR / "reference", False) == PV.RESULTS_DIR / "reference"
     with pytest.raises(SystemExit, match="not evidence"):
-        book.reference_out_dir(book.RESULTS_DIR / "reference", True)
+        RN.reference_out_dir(PV.RESULTS_DIR / "reference", True)
 
 
 def test_counts_below_one_are_refused_and_seeds_below_zero():
     for bad, what in (({"k": -1}, r"parameter k=-1 must be >= 1"), ({"k": 0}, r"parameter k=0 must be >= 1"),
                       ({"steps": [16, 0]}, r"parameter steps\[1\]=0 must be >= 1"), ({"limit": "-2"}, "limit=-2")):
         with pytest.raises(ValueError, match=what):
-            book.check_parameters(namespace(**bad))
+            CH.check_parameters(namespace(**bad))
     ns = {**namespace(seed=0), "__annotations__": {**namespace()["__annotations__"], "seed": int}}
-    assert book.check_parameters(ns)["seed"] == 0
+    assert CH.check_parameters(ns)["seed"] == 0
     with pytest.raises(ValueError, match="parameter seed=-1 must be >= 0"):
-        book.check_parameters({**ns, "seed": -1})
+        CH.check_parameters({**ns, "seed": -1})
 
 
 def test_setup_refuses_a_parameter_papermill_injected_that_the_chapter_does_not_declare():
     injected = "# Parameters\nn_evl = 3\nk = 8\n"
-    ns = namespace(In=["", "k: int = 32", injected, "from riemannkit import book"], device="cpu")
-    assert book.injected_parameters(ns) == ["n_evl", "k"]
+    ns = namespace(In=["", "k: int = 32", injected, "from riemannstudy import chapter as CH"], device="cpu")
+    assert CH.injected_parameters(ns) == ["n_evl", "k"]
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['n_evl'\] for the t chapter.*accepted parameters: steps"):
-        book.setup("t", ns)
+        CH.setup("t", ns)
     ns = namespace(In=["", "# Parameters\nk = 8\nPAPERMILL_INPUT_PATH = 'x'\n"], device="cpu")
-    assert book.setup("t", ns).params["k"] == 32  # declared names (and papermill's own) pass
-    assert book.injected_parameters(namespace(In=["x = 1"])) == []  # not run by papermill
+    assert CH.setup("t", ns).params["k"] == 32  # declared names (and papermill's own) pass
+    assert CH.injected_parameters(namespace(In=["x = 1"])) == []  # not run by papermill
 
 
 def test_setup_checks_the_results_file_before_any_work(tmp_path):
     hints = {**namespace()["__annotations__"], "save_results": bool, "results_file": str, "overwrite": bool}
     ns = {**namespace(device="cpu"), "__annotations__": hints, "save_results": True, "overwrite": False}
     with pytest.raises(ValueError, match="outside the repository's results folder"):
-        book.setup("t", {**ns, "results_file": "/tmp/x.json"})
+        CH.setup("t", {**ns, "results_file": "/tmp/x.json"})
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        book.setup("t", {**ns, "results_file": "reference/samp_pool_efficientnet_lite0.json"})
-    assert book.setup("t", {**ns, "results_file": "reference/samp_pool_efficientnet_lite0.json", "save_results": False})
+        CH.setup("t", {**ns, "results_file": "reference/samp_pool_efficientnet_lite0.json"})
+    assert CH.setup("t", {**ns, "results_file": "reference/samp_pool_efficientnet_lite0.json", "save_results": False})
 
 
 @pytest.mark.slow  # starts a Jupyter kernel through papermill
@@ -260,12 +260,12 @@ def test_papermill_run_refuses_a_misspelt_parameter_and_a_negative_count(tmp_pat
 
     import nbformat
 
-    root = str(book.REPO_ROOT)
+    root = str(PV.REPO_ROOT)
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell("n_eval: int = 2  # photos")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {root!r})\n"
-                                                  "from riemannkit import book\nch = book.setup('t', globals())")]
+                                                  "from riemannstudy import chapter as CH\nch = CH.setup('t', globals())")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     src = tmp_path / "t.ipynb"
     nbformat.write(nb, src)
@@ -285,14 +285,14 @@ def test_papermill_run_refuses_a_misspelt_parameter_and_a_negative_count(tmp_pat
 
 def test_setup_checks_paths_methods_and_metrics_against_their_registries():
     with pytest.raises(ValueError, match=r"parameter paths holds \['igg'\]; accepted values: ig, "):
-        book.setup("t", namespace(paths=["ig", "igg"], device="cpu"))
+        CH.setup("t", namespace(paths=["ig", "igg"], device="cpu"))
     with pytest.raises(ValueError, match=r"parameter paths=\[\] must be a non-empty list"):
-        book.setup("t", namespace(paths=[], device="cpu"))
+        CH.setup("t", namespace(paths=[], device="cpu"))
     hints = {**namespace()["__annotations__"], "methods": list[str], "metrics": list[str]}
     ns = {**namespace(device="cpu"), "__annotations__": hints, "methods": ["ig+idgi"], "metrics": ["deletion"]}
-    assert book.setup("t", ns).params["methods"] == ["ig+idgi"]
+    assert CH.setup("t", ns).params["methods"] == ["ig+idgi"]
     with pytest.raises(ValueError, match=r"parameter metrics holds \['sic'\]"):
-        book.setup("t", {**ns, "metrics": ["sic"]})
+        CH.setup("t", {**ns, "metrics": ["sic"]})
 
 
 def test_a_photo_run_stops_at_its_deadline_saved_and_resumable(tmp_path, monkeypatch):
@@ -302,16 +302,16 @@ def test_a_photo_run_stops_at_its_deadline_saved_and_resumable(tmp_path, monkeyp
 
     settings = {"model": "m", "images": ["a", "b", "c"], "steps": 16}
     header = {"benchmark": "reference_samp", "model": "m", "methods": ["ig"], "metrics": ["deletion"]}
-    state = {**book.code_state(allow_dirty=True), "code_sha256": "x"}
+    state = {**PV.code_state(allow_dirty=True), "code_sha256": "x"}
     cell = {"target": 1, "p": 0.5, "scores": {"ig": {"deletion": 0.1}}}
     f = tmp_path / "samp_pool_m.json"
-    monkeypatch.setenv(book.STOP_AT_ENV, "0")
-    run = book.PhotoRun(f, 1, settings, state, "cmd", "cpu", header)
-    with pytest.raises(book.DeadlineReached, match="1 of 3 photos stored"):
+    monkeypatch.setenv(RN.STOP_AT_ENV, "0")
+    run = RN.PhotoRun(f, 1, settings, state, "cmd", "cpu", header)
+    with pytest.raises(RN.DeadlineReached, match="1 of 3 photos stored"):
         run.add("a", cell)
     assert json.loads(f.read_text())["images"]["evaluated"] == ["a"]
-    monkeypatch.delenv(book.STOP_AT_ENV)
-    again = book.PhotoRun(f, 1, settings, state, "cmd", "cpu", header)  # the lock was released: a rerun may start
+    monkeypatch.delenv(RN.STOP_AT_ENV)
+    again = RN.PhotoRun(f, 1, settings, state, "cmd", "cpu", header)  # the lock was released: a rerun may start
     assert again.resumed and again.todo() == ["b", "c"]
     for name in again.todo():
         again.add(name, cell)
@@ -320,7 +320,7 @@ def test_a_photo_run_stops_at_its_deadline_saved_and_resumable(tmp_path, monkeyp
 
 
 def test_fold_constant_columns_narrows_tables_without_losing_a_value():
-    from riemannkit.book import fold_constant_columns
+    from riemannstudy.tables import fold_constant_columns
 
     one = "| model | n | img/s |\n|---|---:|---:|\n| efficientnet_lite0 | 16 | 0.24 |"
     assert fold_constant_columns(one).splitlines() == ["| | |", "|---|---:|", "| model | Lite0 |", "| n | 16 |", "| img/s | 0.24 |"]

@@ -23,7 +23,7 @@ def test_every_chapter_opens_with_its_title_and_hides_its_plumbing():
         params = [i for i, t in tags.items() if "parameters" in t]
         assert len(params) == 1 and "hide-cell" in tags[params[0]], md.name
         setup = nb.cells[params[0] + 1]
-        assert "book.setup(" in setup.source and "hide-input" in tags[params[0] + 1], md.name
+        assert "CH.setup(" in setup.source and "hide-input" in tags[params[0] + 1], md.name
 
 
 def test_check_reports_an_edited_notebook(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import riemannkit as rk  # noqa: E402
-from riemannkit import book  # noqa: E402
+from riemannstudy import tables as TB  # noqa: E402
 from riemannkit import evaluation as EV  # noqa: E402
 from riemannkit import idgi as ID  # noqa: E402
 from riemannkit import metrics as M  # noqa: E402
@@ -293,22 +293,22 @@ def test_sweep_values_difference_and_markdown():
         8: {"ig": {"insertion_prob": {"value": 0.2}}, "ig+idgi": {"insertion_prob": {"value": 0.3}}},
         32: {"ig": {"insertion_prob": {"value": 0.25}}, "ig+idgi": {"insertion_prob": {"value": 0.45}}},
     }
-    vals = EV.sweep_values(sweep, "insertion_prob")
+    vals = TB.sweep_values(sweep, "insertion_prob")
     assert vals == {"ig": {8: 0.2, 32: 0.25}, "ig+idgi": {8: 0.3, 32: 0.45}}
-    assert EV.step_difference(vals, 8, 32) == pytest.approx({"ig": 0.05, "ig+idgi": 0.15})
+    assert TB.step_difference(vals, 8, 32) == pytest.approx({"ig": 0.05, "ig+idgi": 0.15})
     with pytest.raises(ValueError, match="not in the sweep"):
-        EV.sweep_values(sweep, "deletion")
+        TB.sweep_values(sweep, "deletion")
     with pytest.raises(ValueError, match="no value at n=8 and n=128"):
-        EV.step_difference(vals, 8, 128)
+        TB.step_difference(vals, 8, 128)
     table = {"ig": {"a": 0.2, "b": 0.5}, "ig+idgi": {"a": 0.3, "b": math.nan}}
-    md = book.markdown_table(table, ["ig", "ig+idgi"], ["a", "b"], column_names={"a": "Lite0"})
+    md = TB.markdown_table(table, ["ig", "ig+idgi"], ["a", "b"], column_names={"a": "Lite0"})
     lines = md.splitlines()
     assert lines[0] == "| method | Lite0 | b |"
     assert lines[2] == "| IG | 0.200 | 0.500 |" and lines[3] == "| IG+IDGI | **0.300** | n/a |"
-    md = book.markdown_table(table, ["ig", "ig+idgi"], ["a"], higher_is_better=False, bold="column")
+    md = TB.markdown_table(table, ["ig", "ig+idgi"], ["a"], higher_is_better=False, bold="column")
     assert "| IG | **0.200** |" in md
     with pytest.raises(ValueError, match="unknown bold='row'"):
-        book.markdown_table(table, ["ig"], ["a"], bold="row")
+        TB.markdown_table(table, ["ig"], ["a"], bold="row")
 
 
 def test_zero_gradient_warning_is_raised_once_per_map():

@@ -1,4 +1,4 @@
-"""riemannkit.evidence: tables with CIs and verdicts computed from stored units (synthetic units with known answers)."""
+"""riemannstudy.evidence: tables with CIs and verdicts computed from stored units (synthetic units with known answers)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from riemannkit import evidence as EV
+from riemannstudy import evidence as EV
 
 
 def _unit(path: str, gap: float, n_images: int = 30, seed: int = 0, steps=(16, 32)) -> dict:
@@ -299,7 +299,7 @@ def test_provenance_line_names_the_commit_command_and_time_per_photo():
 
 def _stored_table1(model: str, gap: float, variant: str, seed: int = 0) -> tuple[str, dict]:
     """A Table 1 unit (file name, record) of ``variant`` whose RiemannOpt row is ``gap`` below the baseline."""
-    from riemannkit import units as U
+    from riemannstudy import units as U
 
     steps = (16, 32, 64, 128)
     rec = _calibrated(model, "ig", 0.1) | {"settings": {"steps": list(steps)}}
@@ -383,3 +383,18 @@ def test_study_beside_markdown_leaves_out_a_range_over_one_model():
     assert "range" not in one and one.splitlines()[2] == "| ig | 0.100 | 0.300 |"
     two = EV.study_beside_markdown(ours, {"Inception V3": {"ig": 0.3}, "ResNet": {"ig": 0.5}}, {})
     assert "range over 2 models" in two and two.splitlines()[2] == "| ig | 0.100 | 0.300 | 0.300–0.500 |"
+
+
+def test_the_best_recipe_is_chosen_on_half_the_photos_and_judged_on_the_other_half():
+    # riemannopt is 0.05 lower than the left sum on every photo: chosen (lowest mean) and judged to hold.
+    u = _unit("ig", gap=0.05, n_images=30) | {"variant": "cpu"}
+    claims = EV.best_recipe_claims([u])
+    assert [(c["n"], c["recipe"], c["verdict"], c["n_images"]) for c in claims] == [
+        (16, "riemannopt", "holds", 15), (32, "riemannopt", "holds", 15)]
+    odd = np.asarray(u["results"]["linear_left"]["16"]["rel_error"])[1::2]
+    assert claims[0]["baseline_mean"] == pytest.approx(odd.mean())
+    assert claims[0]["factor"] == pytest.approx(odd.mean() / claims[0]["best_mean"])
+    md = EV.best_recipe_markdown(claims)
+    assert md.count("\n") == 3 and "RiemannOpt, released (right sum)" in md and "✓ holds" in md
+    # No gap: the pick is luck, and the disjoint test photos do not let it hold.
+    assert all(c["verdict"] != "holds" for c in EV.best_recipe_claims([_unit("ig", gap=0.0) | {"variant": "cpu"}]))

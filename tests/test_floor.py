@@ -1,4 +1,4 @@
-"""riemannkit.floor: the numerical floor read from synthetic floor records and Table 1 units (the scripts: dry runs)."""
+"""riemannstudy.floor: the numerical floor read from synthetic floor records and Table 1 units (the scripts: dry runs)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import load_benchmark
 
-from riemannkit import floor as F
+from riemannstudy import floor as F
 
 PHOTOS = ["a", "b", "c", "d", "e"]
 

@@ -1,33 +1,41 @@
-"""The house: riemannkit's import graph (module-level and in-function imports alike) has no circle, and the
-ground floor imports nothing above it."""
+"""The house: the import graph of riemannkit (the library) and riemannstudy (the book's study layer beside it),
+module-level and in-function imports alike, has no circle; the ground floor imports nothing above it; the library
+never imports the study layer."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 import riemannkit
+import riemannstudy
 
-PKG = Path(riemannkit.__file__).parent
+PACKAGES = {"riemannkit": Path(riemannkit.__file__).parent, "riemannstudy": Path(riemannstudy.__file__).parent}
+PKG = PACKAGES["riemannkit"]
 # Ground floor: quadrature rules (and their refinement to a tolerance), blur kernels, data and validation, the
 # compression estimates, which every other module may use.
 GROUND = {"validate", "blur", "data", "pool", "quadrature", "tolerance", "compression"}
 
 
 def _imports() -> dict[str, set[str]]:
+    """{'package.module': {'package.module', ...}} over both packages (package-level imports count as the package)."""
     graph: dict[str, set[str]] = {}
-    for f in PKG.glob("*.py"):
-        if f.stem == "__init__":
-            continue
-        deps: set[str] = set()
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:  # from .paths import x
-                    deps.add(node.module.split(".")[0])
-                else:  # from . import paths as P
-                    deps.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("riemannkit."):
-                deps.add(node.module.split(".")[1])
-        graph[f.stem] = deps - {f.stem}
+    for pkg, folder in PACKAGES.items():
+        for f in folder.glob("*.py"):
+            if f.stem == "__init__":
+                continue
+            deps: set[str] = set()
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == 1:
+                    if node.module:  # from .paths import x
+                        deps.add(f"{pkg}.{node.module.split('.')[0]}")
+                    else:  # from . import paths as P
+                        deps.update(f"{pkg}.{a.name}" for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+                    head, _, rest = node.module.partition(".")
+                    deps.update({f"{head}.{rest.split('.')[0]}"} if rest else {f"{head}.{a.name}" for a in node.names})
+                elif isinstance(node, ast.Import):
+                    deps.update(a.name for a in node.names if a.name.split(".")[0] in PACKAGES)
+            graph[f"{pkg}.{f.stem}"] = deps - {f"{pkg}.{f.stem}"}
     return graph
 
 
@@ -50,8 +58,16 @@ def test_no_import_circle():
 
 def test_ground_floor_imports_nothing_above_it():
     graph = _imports()
-    for m in GROUND:
-        assert graph[m] <= GROUND, f"{m} imports {sorted(graph[m] - GROUND)}"
+    ground = {f"riemannkit.{m}" for m in GROUND}
+    for m in ground:
+        assert graph[m] <= ground, f"{m} imports {sorted(graph[m] - ground)}"
+
+
+def test_the_library_never_imports_the_study_layer():
+    graph = _imports()
+    found = {m: sorted(d for d in deps if d.startswith("riemannstudy")) for m, deps in graph.items() if m.startswith("riemannkit.")}
+    assert not any(found.values()), {m: d for m, d in found.items() if d}
+    assert graph["riemannkit.integrate"] and "riemannstudy.units" in graph["riemannstudy.runs"]  # the graph is read
 
 
 def test_every_path_is_in_the_one_registry():
@@ -65,13 +81,14 @@ def _public_functions():
     import importlib
     import inspect
 
-    for f in sorted(PKG.glob("*.py")):
-        if f.stem.startswith("_"):
-            continue
-        mod = importlib.import_module(f"riemannkit.{f.stem}")
-        for name, obj in vars(mod).items():
-            if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == mod.__name__:
-                yield f"{f.stem}.{name}", obj
+    for pkg, folder in PACKAGES.items():
+        for f in sorted(folder.glob("*.py")):
+            if f.stem.startswith("_"):
+                continue
+            mod = importlib.import_module(f"{pkg}.{f.stem}")
+            for name, obj in vars(mod).items():
+                if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == mod.__name__:
+                    yield f"{pkg}.{f.stem}.{name}", obj
 
 
 def test_no_tex_in_public_signatures():
@@ -89,3 +106,10 @@ def test_no_tex_in_public_signatures():
         if tex.search(inspect.getdoc(fn) or ""):
             found.append(f"{qual} docstring")
     assert not found, "TeX the API page cannot typeset: " + ", ".join(found)
+
+
+def test_the_study_layers_ground_imports_no_other_study_module():
+    graph = _imports()
+    for m in ("riemannstudy.units", "riemannstudy.stats", "riemannstudy.tables"):
+        above = sorted(d for d in graph[m] if d.startswith("riemannstudy."))
+        assert not above, f"{m} imports {above}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from riemannkit.units import commit_words
+from riemannstudy.units import commit_words
 
 spec = importlib.util.spec_from_file_location("mark_lost_commits", Path(__file__).parent.parent / "tools" / "mark_lost_commits.py")
 MLC = importlib.util.module_from_spec(spec)

@@ -1,11 +1,11 @@
 """Comparing maps (riemannkit.metrics): relative L2, mass ratio, relative map error, concentration; the per-image
-tables of them (riemannkit.book)."""
+tables of them (riemannstudy.chapter, riemannstudy.tables)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from riemannkit import book
+from riemannstudy import tables as TB
 from riemannkit import evaluation as EV
 from riemannkit import integrate as I
 from riemannkit import metrics as M
@@ -21,18 +21,18 @@ def test_relative_l2_and_table():
         M.relative_l2({"IG": a["IG"]}, b)
     with pytest.raises(ValueError, match="has shape"):
         M.relative_l2({"IG": torch.ones(3), "GIG": a["GIG"]}, b)
-    md = book.mean_spread_table({"IG": torch.tensor([1.0, 3.0]), "IG+IDGI": torch.tensor([4.0])}, "−ln MSE")
+    md = TB.mean_spread_table({"IG": torch.tensor([1.0, 3.0]), "IG+IDGI": torch.tensor([4.0])}, "−ln MSE")
     assert md.splitlines()[2] == "| IG | 2.00 ± 1.41 |"
     assert md.splitlines()[3] == "| IG+IDGI | **4.00 ± 0.00** |"
     with pytest.raises(ValueError, match="unknown best="):
-        book.mean_spread_table({"IG": torch.ones(2)}, "x", best="median")
+        TB.mean_spread_table({"IG": torch.ones(2)}, "x", best="median")
 
 
 def test_per_image_markdown():
-    md = book.per_image_markdown({"IG": torch.tensor([0.5, 0.25])}, ["a", "b"], fmt="{:.2f}")
+    md = TB.per_image_markdown({"IG": torch.tensor([0.5, 0.25])}, ["a", "b"], fmt="{:.2f}")
     assert md.splitlines() == ["| method | a | b | mean |", "|---|---:|---:|---:|", "| IG | 0.50 | 0.25 | 0.38 |"]
     with pytest.raises(ValueError, match=r"rows\['IG'\] has 2 values for 3 names"):
-        book.per_image_markdown({"IG": torch.ones(2)}, ["a", "b", "c"])
+        TB.per_image_markdown({"IG": torch.ones(2)}, ["a", "b", "c"])
 
 
 def test_mass_ratio(linear_model, images):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import riemannkit as rk
-from riemannkit import evidence as EVD
+from riemannstudy import evidence as EVD
 from riemannkit import schedule as S
 
 UNIT = Path(__file__).resolve().parents[1] / "results" / "reference" / "riemannopt_table1_efficientnet_lite0_ig.json"

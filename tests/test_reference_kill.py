@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from riemannkit import units as U
+from riemannstudy import units as U
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "reference_riemannopt.py"

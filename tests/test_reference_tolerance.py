@@ -14,7 +14,7 @@ def test_dry_run_stores_every_method_per_path(tmp_path):
     ref = load_benchmark("reference_tolerance")
     file = ref.main(["--dry-run", "--device", "cpu", "--allow-dirty", "--out-dir", str(tmp_path)])
     rec = json.loads(file.read_text())
-    from riemannkit import units as U
+    from riemannstudy import units as U
 
     assert U.read_unit(file)["benchmark"] == "reference_tolerance"  # a unit the loaders accept (kind, name, cells)
     assert rec["provenance"]["numerics"]["device_type"] == "cpu"

@@ -10,7 +10,7 @@ import torch
 
 import riemannkit as rk
 from riemannkit import integrate as I
-from riemannkit import placement as PL
+from riemannstudy import placement as PL
 from riemannkit import schedule as S
 
 SCHEDULE = [0.0, 0.05, 0.1, 0.3, 0.35, 0.6, 0.9, 0.97]  # an arbitrary, non-uniform partition

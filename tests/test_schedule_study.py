@@ -9,7 +9,7 @@ import torch
 
 from conftest import LinearModel
 from riemannkit import integrate as I
-from riemannkit import placement
+from riemannstudy import placement
 from riemannkit import schedule as S
 
 

@@ -1,11 +1,11 @@
-"""riemannkit.stats: bootstrap CIs, paired differences and verdicts, with known answers."""
+"""riemannstudy.stats: bootstrap CIs, paired differences and verdicts, with known answers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from riemannkit import stats as ST
+from riemannstudy import stats as ST
 
 
 def test_deterministic_given_seed_and_torch_input():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from riemannkit import evidence as EVD
-from riemannkit import stats as ST
+from riemannstudy import evidence as EVD
+from riemannstudy import stats as ST
 
 NS = [4, 8, 16, 32, 64]
 

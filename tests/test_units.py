@@ -1,4 +1,4 @@
-"""riemannkit.units and the loaders that read units (issue 27): names, numerics variants, checks that name the file and
+"""riemannstudy.units and the loaders that read units (issue 27): names, numerics variants, checks that name the file and
 the key, locks, atomic writes, and evidence that never mixes variants or guesses."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from riemannkit import evidence as EV
-from riemannkit import units as U
+from riemannstudy import evidence as EV
+from riemannstudy import units as U
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = {"device": "CPU (x86_64, 2 threads)", "git_commit": "abc"}
@@ -189,7 +189,7 @@ def test_a_lock_names_its_holder_and_is_dropped_on_release(tmp_path):
         assert (tmp_path / "u.json.lock").read_text().strip() == str(os.getpid())
         with pytest.raises(U.UnitLocked, match=rf"another run holds this unit \({f}, pid {os.getpid()}\)"):
             U.lock_unit(f)
-        code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from riemannkit import units as U; U.lock_unit({str(f)!r})"
+        code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from riemannstudy import units as U; U.lock_unit({str(f)!r})"
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert other.returncode != 0 and f"pid {os.getpid()}" in other.stderr
     assert not (tmp_path / "u.json.lock").exists()
@@ -198,7 +198,7 @@ def test_a_lock_names_its_holder_and_is_dropped_on_release(tmp_path):
 
 def test_two_processes_writing_one_file_never_collide_or_tear_it(tmp_path):
     f = tmp_path / "u.json"
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from riemannkit import units as U\n"
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from riemannstudy import units as U\n"
             f"for i in range(150): U.write_json_atomic({str(f)!r}, {{'writer': sys.argv[1], 'i': i, 'pad': 'x' * 20000}})")
     procs = [subprocess.Popen([sys.executable, "-c", code, w], stderr=subprocess.PIPE, text=True) for w in "ab"]
     torn = reads = 0

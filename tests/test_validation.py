@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import riemannkit as rk
-from riemannkit import book
+from riemannstudy import provenance as PV
 from riemannkit import integrate as I
 from riemannkit import metrics as M
 from riemannkit import validate as V
@@ -227,21 +227,21 @@ def test_save_schedule_never_replaces_a_file_unasked(tmp_path):
 
 def test_save_json_never_replaces_a_file_unasked(tmp_path):
     f = tmp_path / "r.json"
-    book.save_json(f, {"a": 1})
+    PV.save_json(f, {"a": 1})
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        book.save_json(f, {"a": 2})
-    book.save_json(f, {"a": 2}, overwrite=True)
+        PV.save_json(f, {"a": 2})
+    PV.save_json(f, {"a": 2}, overwrite=True)
     assert json.loads(f.read_text()) == {"a": 2}
 
 
 def test_results_path_is_the_repository_results_folder_from_any_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert book.results_path("x.json") == book.REPO_ROOT / "results" / "x.json"
-    assert book.results_path("../results/x.json") == book.REPO_ROOT / "results" / "x.json"  # the old notebook spelling
-    assert book.results_path("schedules/a.json") == book.REPO_ROOT / "results" / "schedules" / "a.json"
+    assert PV.results_path("x.json") == PV.REPO_ROOT / "results" / "x.json"
+    assert PV.results_path("../results/x.json") == PV.REPO_ROOT / "results" / "x.json"  # the old notebook spelling
+    assert PV.results_path("schedules/a.json") == PV.REPO_ROOT / "results" / "schedules" / "a.json"
     for outside in ("../x.json", "/tmp/x.json", "", "results"):
         with pytest.raises(ValueError, match="results"):
-            book.results_path(outside)
+            PV.results_path(outside)
 
 
 @pytest.mark.parametrize("limit", [-1, 0, 1.5, True])

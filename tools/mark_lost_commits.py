@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             # First key, so a reader (and the project's check that every record names a commit of this history) meets
             # the commit that wrote this form of the record before the lost ones.
             rec = {"annotated_by": stamp, **rec} if isinstance(rec, dict) else rec
-            f.write_text(json.dumps(rec, indent=1))  # as riemannkit.book.save_json writes
+            f.write_text(json.dumps(rec, indent=1))  # as riemannstudy.provenance.save_json writes
             print(f"{f.relative_to(ROOT)}: {n} lost commit name(s) moved")
     return 0
 

@@ -13,16 +13,17 @@ from typing import Mapping
 
 import numpy as np
 
-from . import integrate as I
-from . import quadrature as Q
-from . import schedule as S
-from .evidence import cell, unit_errors  # noqa: F401  (unit_errors: part of this module's API)
+from riemannkit import integrate as I
+from riemannkit import quadrature as Q
+from riemannkit import schedule as S
+from .evidence import unit_errors  # noqa: F401  (part of this module's API)
+from .tables import table
 
 # The floor record's own variants: name -> (dtype, threads) on the CPU; 'reference' is the one the others are
 # compared with (float64: its rounding is ~1e-16 where float32's is ~1e-7).
 COMPUTED_VARIANTS = {"cpu_fp32_1thread": ("float32", 1), "cpu_fp32_2threads": ("float32", 2), "cpu_fp64": ("float64", 1)}
 REFERENCE_VARIANT = "cpu_fp64"
-# The variant names agreed for stored units (riemannkit.book.unit_variant): what each computed variant is.
+# The variant names agreed for stored units (riemannstudy.units.unit_variant): what each computed variant is.
 UNIT_VARIANT = {"cpu_fp32_1thread": "cpu", "cpu_fp32_2threads": "cpu", "cpu_fp64": "cpu_fp64"}
 # Rows that place their own points from the unit's calibration: a unit made on another device has its own points.
 POINT_ROWS = ("riemannopt", "riemannopt_paper_left", "density")
@@ -105,14 +106,14 @@ def floor_rows(values: dict, baseline: str, reference: str = REFERENCE_VARIANT) 
 def floor_markdown(rows: list[dict], labels: Mapping[str, str] | None = None, fmt: str = "{:.2g}") -> str:
     """Markdown table of :func:`floor_rows`: spread across variants beside the difference to the baseline recipe."""
     labels = labels or {}
-    lines = ["| recipe | n | photos | spread: median | spread: max | \\|recipe − baseline\\|: median | photos inside the floor |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    body = []
     for r in rows:
         diff = "baseline" if "median_difference" not in r else fmt.format(r["median_difference"])
         inside = "—" if "inside_floor" not in r else f"{r['inside_floor']} of {r['photos']}"
-        lines.append(f"| {cell(labels.get(r['row'], r['row']))} | {r['n']} | {r['photos']} | {fmt.format(r['median_spread'])} | "
-                     f"{fmt.format(r['max_spread'])} | {diff} | {inside} |")
-    return "\n".join(lines)
+        body.append([labels.get(r["row"], r["row"]), r["n"], r["photos"], fmt.format(r["median_spread"]),
+                     fmt.format(r["max_spread"]), diff, inside])
+    return table(["recipe", "n", "photos", "spread: median", "spread: max", "\\|recipe − baseline\\|: median",
+                  "photos inside the floor"], body)
 
 
 def rule_nodes_of_unit(unit: Mapping | None, n: int, path: str = "ig") -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -177,14 +178,13 @@ def floor_claims_markdown(claims: list[dict], labels: Mapping[str, str] | None =
     if not claims:
         return "*No claim: the units hold no shared cell.*"
     variants = list(claims[0]["result"].cis)
-    head = ("| claim | n | photos | " + " | ".join(f"{v}: mean [95 % CI], verdict" for v in variants)
-            + " | floor: median per photo | CI with the floor | verdict |")
-    lines = [head, "|---|---:|---:|" + "---:|" * len(variants) + "---:|---:|---|"]
+    body = []
     for c in claims:
         r = c["result"]
-        per = " | ".join(f"{fmt.format(r.cis[v].estimate)} [{fmt.format(r.cis[v].low)}, {fmt.format(r.cis[v].high)}], "
-                         f"{r.plain[v]}" for v in variants)
+        per = [f"{fmt.format(r.cis[v].estimate)} [{fmt.format(r.cis[v].low)}, {fmt.format(r.cis[v].high)}], {r.plain[v]}"
+               for v in variants]
         lo, hi = min(r.floor_cis[v][0] for v in variants), max(r.floor_cis[v][1] for v in variants)
-        lines.append(f"| {cell(labels.get(c['recipe'], c['recipe']))} < {cell(labels.get(c['baseline'], c['baseline']))} | {c['n']} | "
-                     f"{c['photos']} | {per} | {np.median(r.floor):.3g} | [{fmt.format(lo)}, {fmt.format(hi)}] | **{r.verdict}** |")
-    return "\n".join(lines)
+        body.append([f"{labels.get(c['recipe'], c['recipe'])} < {labels.get(c['baseline'], c['baseline'])}", c["n"], c["photos"],
+                     *per, f"{np.median(r.floor):.3g}", f"[{fmt.format(lo)}, {fmt.format(hi)}]", f"**{r.verdict}**"])
+    return table(["claim", "n", "photos", *(f"{v}: mean [95 % CI], verdict" for v in variants), "floor: median per photo",
+                  "CI with the floor", "verdict"], body, align="lrr" + "r" * len(variants) + "rrl")

@@ -81,7 +81,7 @@ def set_numerics(device, allow_tf32: bool = False) -> dict:
 def numerics_variant(num: dict) -> str:
     """The variant (:data:`VARIANTS`) of a :func:`numerics` record."""
     if not isinstance(num, dict):
-        raise UnitError(f"numerics={num!r} must be a dict (riemannkit.units.numerics)")
+        raise UnitError(f"numerics={num!r} must be a dict (riemannstudy.units.numerics)")
     kind, dtype = num.get("device_type"), num.get("dtype", "float32")
     if kind == "cpu" and dtype in ("float32", "float64"):
         return "cpu" if dtype == "float32" else "cpu_fp64"

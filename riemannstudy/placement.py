@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import integrate as I
-from . import metrics as M
-from . import paths as P
-from . import quadrature as Q
-from . import schedule as S
+from riemannkit import integrate as I
+from riemannkit import metrics as M
+from riemannkit import paths as P
+from riemannkit import quadrature as Q
+from riemannkit import schedule as S
 
 def completeness_table(
     model: nn.Module, x: torch.Tensor, rows: list[tuple[str, str, str]], steps: list[int],

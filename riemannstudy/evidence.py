@@ -4,9 +4,9 @@ Reads the stored reference runs (``results/reference/*.json``, written by benchm
 papers' numbers (``results/paper/*.json``, transcribed from ../shared/papers); nothing here is typed by hand.
 
 The loaders refuse instead of guessing: a folder that does not exist, a file that does not parse, a unit whose file
-name is not its record's (riemannkit.units.unit_file_name), two units of one (kind, model, path or steps, variant)
+name is not its record's (riemannstudy.units.unit_file_name), two units of one (kind, model, path or steps, variant)
 and a key that is missing, not a number or not finite are errors naming the file and the key.  Units of different
-numerics variants ('cpu', 'cpu_fp64', 'cuda', 'cuda_tf32': riemannkit.units.unit_variant) are never judged together:
+numerics variants ('cpu', 'cpu_fp64', 'cuda', 'cuda_tf32': riemannstudy.units.unit_variant) are never judged together:
 the loaders return one variant ('cpu' by default), :func:`units_by_variant` groups any mix, and the functions that
 combine several units of a model refuse a mix.
 """
@@ -20,7 +20,8 @@ import numpy as np
 
 from . import stats as ST
 from . import units as U
-from .paths import PATH_LABELS  # the one label set (order: IG, BlurIG, GIG, …)
+from .tables import cell, table  # noqa: F401  (cell: the chapters' escape, re-exported)
+from riemannkit.paths import PATH_LABELS  # the one label set (order: IG, BlurIG, GIG, …)
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT / "results" / "reference"
@@ -156,13 +157,11 @@ def figure2_markdown(rows: list[dict]) -> str:
     """Markdown table of figure2_rows."""
     f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     iv = lambda v: "—" if v is None else f"[{v[0]:.3f}, {v[1]:.3f}]"  # noqa: E731
-    lines = ["| model | path | paper's rise α | peak of mean \\|g′\\| | peak of released profile | median of RiemannOpt's "
-             "points (right ends) | left-bound fit: longest interval | calibration photos |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {PATH_LABELS.get(r['path'], r['path'])} | {f(r['paper_rise'])} | {f(r['mean_gprime_peak'])} | "
-                     f"{f(r['profile_peak'])} | {f(r['released_median'])} | {iv(r['left_longest'])} | {len(r['calibration'])} |")
-    return "\n".join(lines)
+    header = ["model", "path", "paper's rise α", "peak of mean \\|g′\\|", "peak of released profile",
+              "median of RiemannOpt's points (right ends)", "left-bound fit: longest interval", "calibration photos"]
+    return table(header, [[r["model"], PATH_LABELS.get(r["path"], r["path"]), f(r["paper_rise"]), f(r["mean_gprime_peak"]),
+                           f(r["profile_peak"]), f(r["released_median"]), iv(r["left_longest"]), len(r["calibration"])]
+                          for r in rows], align="llrrrrrr")
 
 
 # The IDGI study's Tables 1–3 (and 6–17): our metric key → (table, the study's metric name); method key → column.
@@ -171,8 +170,8 @@ STUDY_METRICS = {
     "aic_webp": (2, "AUC AIC (Normalized Entropy)"), "sic_webp": (2, "AUC SIC (Normalized Entropy)"),
     "aic_msssim": (3, "AUC AIC (MS-SSIM)"), "sic_msssim": (3, "AUC SIC (MS-SSIM)"),
 }
-STUDY_COLUMNS = {"ig": "IG", "ig+idgi": "+IDGI (IG)", "guidedig": "GIG", "guidedig+idgi": "+IDGI (GIG)",
-                 "blurig": "BlurIG", "blurig+idgi": "+IDGI (BlurIG)"}
+STUDY_COLUMNS = {k: v for p in ("ig", "guidedig", "blurig")
+                 for k, v in ((p, PATH_LABELS[p]), (p + "+idgi", f"+IDGI ({PATH_LABELS[p]})"))}
 _STUDY_KEYS = {column: key for key, column in STUDY_COLUMNS.items()}
 IDGI_BASES = tuple(k for k in STUDY_COLUMNS if "+" not in k)  # IG, Guided IG, BlurIG: the study's order
 
@@ -199,22 +198,22 @@ def study_beside_markdown(ours: dict[str, dict[str, float]], paper_rows: dict[st
     it ran, and on how many of them the method beat or lost to its IDGI twin), one row per method."""
     models = list(next(iter(ours.values()))) if ours else []
     spread = len(paper_rows) > 1  # a range over one model says nothing
-    lines = ["| method | " + " | ".join(f"ours: {m}" for m in models) + f" | study: {highlight} |"
-             + (f" study: range over {len(paper_rows)} models |" if spread else ""),
-             "|---|" + "---:|" * (len(models) + 1 + spread)]
+    header = ["method", *(f"ours: {m}" for m in models), f"study: {highlight}"]
+    header += [f"study: range over {len(paper_rows)} models"] if spread else []
+    rows = []
     for method, per_model in ours.items():
         study = [r[method] for r in paper_rows.values() if method in r]
         hl = paper_rows.get(highlight, {}).get(method)
-        lines.append(f"| {labels.get(method, method)} | " + " | ".join(fmt.format(v) for v in per_model.values())
-                     + f" | {'—' if hl is None else fmt.format(hl)} |"
-                     + ((f" {fmt.format(min(study))}–{fmt.format(max(study))} |" if study else " — |") if spread else ""))
-    return "\n".join(lines)
+        row = [labels.get(method, method), *(fmt.format(v) for v in per_model.values()), "—" if hl is None else fmt.format(hl)]
+        row += [(f"{fmt.format(min(study))}–{fmt.format(max(study))}" if study else "—")] if spread else []
+        rows.append(row)
+    return table(header, rows)
 
 
 def claim_cells(claims: list[dict], row) -> list[dict]:
     """Claims (each with 'model') as cells of plot.claim_intervals: ``row(claim)`` names its row, the series is its
     model with the photos its claims kept (PIC metrics drop photos below min_pred_value), the paper's difference the ×."""
-    from .models import MODEL_LABELS
+    from riemannkit.models import MODEL_LABELS
 
     kept: dict[str, list[int]] = {}
     for c in claims:
@@ -254,15 +253,14 @@ def beside_markdown(ours: dict[str, dict[str, float]], paper: dict[str, dict[str
                     columns: list[str], fmt: str = "{:+.3f}", column_names: dict[str, str] | None = None) -> str:
     """One row per method: 'ours · **paper**' in each column (the paper's cell left out where it has none)."""
     names = column_names or {}
-    lines = ["| method | " + " | ".join(f"{names.get(c, c)}: ours · **study**" for c in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+    rows = []
     for method, row in ours.items():
         cells = []
         for c in columns:
             v, pv = row.get(c), paper.get(method, {}).get(c)
             cells.append(("—" if v is None else fmt.format(v)) + ("" if pv is None else f" · **{fmt.format(pv)}**"))
-        lines.append(f"| {labels.get(method, method)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([labels.get(method, method), *cells])
+    return table(["method", *(f"{names.get(c, c)}: ours · **study**" for c in columns)], rows)
 
 
 # ------------------------------------------------------------------ the IDGI study's reference units (Tables 1–3, 5)
@@ -283,7 +281,7 @@ def idgi_value(unit: dict, method: str, metric: str, per_image: np.ndarray | Non
     the mean (insertion, deletion, completeness, Table 5), the AUC of the mean curve (AIC) or of the median curve
     (SIC) over the photos the PIC metric keeps, rebuilt from the stored raw points (metrics.pic_from_points).
     ``per_image``: :func:`idgi_per_image`'s values when the caller already read them (used by the mean)."""
-    from . import metrics as M
+    from riemannkit import metrics as M
 
     if metric.startswith(("sic_", "aic_")):
         pts = [unit["cells"][n]["pic"][method][metric] for n in unit["images"]["evaluated"]]
@@ -331,8 +329,7 @@ def idgi_beside_markdown(unit: dict, metrics: list[str], labels: dict[str, str],
     paper = {metric: _study_row(study, metric, highlight) for metric in metrics}
     first = unit["cells"][unit["images"]["evaluated"][0]]
     has = {m: {k for k in (*first["scores"].get(m, {}), *first["jpeg"].get(m, {}))} for m in [*unit["methods"], "random"]}
-    lines = ["| method | " + " | ".join(f"{m}: ours [95 % CI] (photos) · **study**" for m in metrics) + " |",
-             "|---|" + "---:|" * len(metrics)]
+    rows = []
     for method, keys in has.items():
         if not any(m in keys for m in metrics):
             continue
@@ -341,8 +338,8 @@ def idgi_beside_markdown(unit: dict, metrics: list[str], labels: dict[str, str],
             pv = paper.get(metric, {}).get(method)
             ours = idgi_table(unit, metric, [method], seed)[method] if metric in keys else "—"
             row.append(ours + ("" if pv is None else f" · **{pv:.3f}**"))
-        lines.append(f"| {labels.get(method, method)} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append([labels.get(method, method), *row])
+    return table(["method", *(f"{m}: ours [95 % CI] (photos) · **study**" for m in metrics)], rows)
 
 
 def _study_pair(study: dict | None, metric: str, base: str, highlight: str = "Inception V3") -> tuple[float | None, float | None]:
@@ -389,10 +386,10 @@ def idgi_recompute_gap(unit: dict, methods: tuple[str, ...] = ("ig", "ig+idgi"),
     with :data:`RECOMPUTE_TOL` (float32 rounding, not a finding)."""
     import torch
 
-    from . import evaluation as EV
-    from . import metrics as M
-    from .data import load_images
-    from .models import load_model
+    from riemannkit import evaluation as EV
+    from riemannkit import metrics as M
+    from riemannkit.data import load_images
+    from riemannkit.models import load_model
 
     s, name = unit["settings"], unit["images"]["evaluated"][0]
     cell = unit["cells"][name]
@@ -611,11 +608,6 @@ def load_stored(folder: str | Path | None = None, variant: str | None = "cpu") -
     return {kind: load_units(pattern, folder, variant) for kind, pattern in STORED_UNITS.items()}
 
 
-def cell(text) -> str:
-    """Text safe inside a Markdown table cell (a '|' would end the cell)."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def _paper_cell(paper: dict, path: str, recipe: str, n: int) -> float | None:
     table = paper["tables"][0]
     for row, key in table["row_keys"].items():
@@ -660,8 +652,7 @@ def table1_markdown(cells: list[dict], recipe_labels: dict[str, str] | None = No
         keys = list(dict.fromkeys((c["path"], c["recipe"]) for c in cells if c["model"] == model))
         n_img = sorted({c["n_images"] for c in cells if c["model"] == model})
         what = "ours, 95 % CI" if ci else "ours (**paper**: InceptionV3, ImageNet)"
-        out += [f"**{model}**, {'/'.join(map(str, n_img))} photos; {what}:", "",
-                "| path | method | " + " | ".join(f"n = {n}" for n in steps) + " |", "|---|---|" + "---:|" * len(steps)]
+        rows = []
         for path, recipe in keys:
             row = []
             for n in steps:
@@ -672,8 +663,9 @@ def table1_markdown(cells: list[dict], recipe_labels: dict[str, str] | None = No
                     row.append(f"[{fmt.format(c['low'])}, {fmt.format(c['high'])}]")
                 else:
                     row.append(fmt.format(c["mean"]) + ("" if c["paper"] is None else f" (**{fmt.format(c['paper'])}**)"))
-            out.append(f"| {PATH_LABELS.get(path, path)} | {cell(labels.get(recipe, recipe))} | " + " | ".join(row) + " |")
-        out.append("")
+            rows.append([PATH_LABELS.get(path, path), labels.get(recipe, recipe), *row])
+        out += [f"**{model}**, {'/'.join(map(str, n_img))} photos; {what}:", "",
+                table(["path", "method", *(f"n = {n}" for n in steps)], rows, align="ll" + "r" * len(steps)), ""]
     return "\n".join(out).rstrip("\n")
 
 
@@ -728,6 +720,43 @@ def unit_errors(unit: dict, row: str, n: int | str, photos: list[str]) -> np.nda
     return np.asarray([cell[names.index(p)] for p in photos], dtype=np.float64)
 
 
+def best_recipe_claims(units: list[dict], baseline: str = "linear_left", seed: int = 0) -> list[dict]:
+    """Which rule and placement to use at a budget n, judged on Table 1 units: per (model, path, n) the recipe other
+    than ``baseline`` with the lowest mean relative error on the even-indexed photos is chosen, then the claim "it is
+    lower than ``baseline``" is judged on the odd-indexed photos (the choice and its test on disjoint photos, so the
+    luck of the pick is not counted as evidence).  Each claim also holds 'recipe', 'n', 'path' and 'factor' (the mean
+    baseline error over the mean chosen error, on the test photos)."""
+    out = []
+    for u in one_variant(units, "best_recipe_claims' units"):
+        names = list(u["images"]["evaluated"])
+        pick, test = names[0::2], names[1::2]
+        for n in sorted({int(k) for per_n in u["results"].values() for k in per_n}):
+            rows = [r for r in u["results"] if str(n) in u["results"][r]]
+            if baseline not in rows or len(rows) < 2:
+                continue
+            mean = {r: float(unit_errors(u, r, n, pick).mean()) for r in rows if r != baseline}
+            best = min(mean, key=mean.get)
+            a, b = unit_errors(u, best, n, test), unit_errors(u, baseline, n, test)
+            label = TABLE1_ROW_LABELS.get(best, best)
+            c = claim(f"{PATH_LABELS.get(u['path'], u['path'])}, n = {n}: {label} (chosen on {len(pick)} photos) has a lower "
+                      f"error than the {TABLE1_ROW_LABELS.get(baseline, baseline)}", a, b, "lower", seed=seed,
+                      model=u["model"], path=u["path"], n=n, recipe=best)
+            out.append(c | {"factor": float(b.mean() / a.mean()) if a.mean() > 0 else float("inf"),
+                            "best_mean": float(a.mean()), "baseline_mean": float(b.mean())})
+    return out
+
+
+def best_recipe_markdown(claims: list[dict], fmt: str = "{:.3f}") -> str:
+    """The answer table of :func:`best_recipe_claims`: per path and n the chosen recipe, its and the baseline's mean
+    error on the test photos with their ratio, the paired difference [95 % CI] and the verdict."""
+    rows = [[PATH_LABELS.get(c["path"], c["path"]), c["n"], TABLE1_ROW_LABELS.get(c["recipe"], c["recipe"]),
+             f"{fmt.format(c['best_mean'])} · {fmt.format(c['baseline_mean'])} ({c['factor']:.1f}×)",
+             f"{c['ours_diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}], {c['n_images']}",
+             f"**{VERDICT_BADGES.get(c['verdict'], c['verdict'])}**"] for c in claims]
+    return table(["path", "n", "chosen on the even photos", "mean error: chosen · left sum (factor)",
+                  "difference [95 % CI], photos", "verdict"], rows, align="lrlrrl")
+
+
 def table1_by_variant(paper: dict, folder: str | Path | None = None, recipe: str = "riemannopt") -> list[dict]:
     """Table 1's claim cells (:func:`table1_claims`, ``recipe``) per (model, path, n) under every stored numerics variant:
     rows {'model', 'path', 'n', 'by_variant': {variant: claim}, 'floor', 'verdict'}.  'verdict' is 'device-sensitive'
@@ -772,8 +801,7 @@ def table1_by_variant_markdown(rows: list[dict], fmt: str = "{:+.3f}") -> str:
     """Markdown table of :func:`table1_by_variant`: per model, path and n, each variant's mean paired difference
     [95 % CI] and verdict, then the verdict across variants."""
     variants = [v for v in U.VARIANTS if any(v in r["by_variant"] for r in rows)]
-    lines = ["| model | path | n | " + " | ".join(f"`{v}`: difference [95 % CI], images" for v in variants) + " | across variants |",
-             "|---|---|---:|" + "---|" * len(variants) + "---|"]
+    body = []
     for r in rows:
         cells = []
         for v in variants:
@@ -781,20 +809,20 @@ def table1_by_variant_markdown(rows: list[dict], fmt: str = "{:+.3f}") -> str:
             cells.append("—" if c is None else f"{fmt.format(c['ours_diff'])} [{fmt.format(c['low'])}, {fmt.format(c['high'])}], "
                                                f"{c['n_images']}: {c['verdict']}")
         floor = "" if not r.get("floor") else f"with the floor [{fmt.format(r['floor']['low'])}, {fmt.format(r['floor']['high'])}]: "
-        lines.append(f"| {r['model']} | {PATH_LABELS.get(r['path'], r['path'])} | {r['n']} | " + " | ".join(cells)
-                     + f" | {floor}**{r['verdict']}** |")
-    return "\n".join(lines)
+        body.append([r["model"], PATH_LABELS.get(r["path"], r["path"]), r["n"], *cells, f"{floor}**{r['verdict']}**"])
+    return table(["model", "path", "n", *(f"`{v}`: difference [95 % CI], images" for v in variants), "across variants"], body,
+                 align="llr" + "l" * (len(variants) + 1))
 
 
 def claims_markdown(claims: list[dict], fmt: str = "{:+.3f}") -> str:
     """Markdown table of claims: ours (mean paired difference and 95 % CI, images), the paper's difference, verdict."""
-    lines = ["| claim | model | images | ours: mean difference [95 % CI] | paper: difference | verdict |",
-             "|---|---|---:|---:|---:|---|"]
+    rows = []
     for c in claims:
         paper = "—" if c["paper_diff"] is None else f"{fmt.format(c['paper_diff'])} ({c['paper_verdict']})"
-        lines.append(f"| {cell(c['claim'])} | {c.get('model', '')} | {c['n_images']} | {fmt.format(c['ours_diff'])} "
-                     f"[{fmt.format(c['low'])}, {fmt.format(c['high'])}] | {paper} | **{c['verdict']}** |")
-    return "\n".join(lines)
+        rows.append([c["claim"], c.get("model", ""), c["n_images"],
+                     f"{fmt.format(c['ours_diff'])} [{fmt.format(c['low'])}, {fmt.format(c['high'])}]", paper, f"**{c['verdict']}**"])
+    return table(["claim", "model", "images", "ours: mean difference [95 % CI]", "paper: difference", "verdict"], rows,
+                 align="llrrrl")
 
 
 def verdict_counts(claims: list[dict]) -> dict[str, int]:
@@ -804,7 +832,7 @@ def verdict_counts(claims: list[dict]) -> dict[str, int]:
 
 def verdict_summary(claims: list[dict], what: str = "claims") -> str:
     """One Markdown sentence: the verdict counts over ``claims`` and per model (computed, never typed)."""
-    from .models import MODEL_LABELS
+    from riemannkit.models import MODEL_LABELS
 
     models = list(dict.fromkeys(c["model"] for c in claims))
     per_model = "; ".join(f"{MODEL_LABELS.get(m, m)}: " + ", ".join(
@@ -979,13 +1007,12 @@ VERDICT_BADGES = {"holds": "✓ holds", "does not hold": "✗ does not hold", "i
 def claims_overview_markdown(judged: list[dict]) -> str:
     """The "What held" table, verdict first and narrow enough for the page: verdict badge, claim id, the claim, model
     and images, chapter; the evidence behind each row is in :func:`claims_details_markdown`."""
-    lines = ["| verdict | id | claim | model, images | chapter |", "|---|---|---|---|---|"]
+    rows = []
     for c in judged:
         who = f"{c['model']}, {c['images']}" if c.get("images") else "—"
         # Plain chapter names: links inside a notebook's output are not resolved to the built pages.
-        lines.append(f"| **{VERDICT_BADGES.get(c['verdict'], c['verdict'])}** | {c.get('id', '')} | {cell(c['claim'])} | "
-                     f"{who} | {c['chapter']} |")
-    return "\n".join(lines)
+        rows.append([f"**{VERDICT_BADGES.get(c['verdict'], c['verdict'])}**", c.get("id", ""), c["claim"], who, c["chapter"]])
+    return table(["verdict", "id", "claim", "model, images", "chapter"], rows, align="lllll")
 
 
 def claims_details_markdown(judged: list[dict]) -> str:
@@ -1005,20 +1032,20 @@ def claims_details_markdown(judged: list[dict]) -> str:
 
 def pool_table_markdown(manifest: dict, models: tuple[str, ...] = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")) -> str:
     """The photo pool as a table: photo, source package and version, licence, human label, each model's top-1 (probability, ✓/✗)."""
-    from .models import MODEL_LABELS
+    from riemannkit.models import MODEL_LABELS
 
     short = {m: MODEL_LABELS.get(m, m) for m in models}
-    lines = ["| photo | source (package, version) | licence | label (human) | " + " | ".join(f"{short[m]} top-1 (p)" for m in models) + " | in pool |",
-             "|---|---|---|---|" + "---|" * len(models) + "---|"]
+    rows = []
     for p in manifest["photos"]:
         src = p["source"]
         cells = []
         for m in models:
             r = p["models"][m]
             cells.append(f"{'✓' if r['correct'] else '✗'} {r['top1_name']} ({r['top1_prob']:.2f})")
-        lines.append(f"| {p['name']} | {cell(src['package'])} {cell(src['version'])} | {cell(p['licence'])} | {cell(p['label_name'])} ({p['label']}) | "
-                     + " | ".join(cells) + f" | {'yes' if p['in_pool'] else 'no'} |")
-    return "\n".join(lines)
+        rows.append([p["name"], f"{src['package']} {src['version']}", p["licence"], f"{p['label_name']} ({p['label']})", *cells,
+                     "yes" if p["in_pool"] else "no"])
+    return table(["photo", "source (package, version)", "licence", "label (human)", *(f"{short[m]} top-1 (p)" for m in models),
+                  "in pool"], rows, align="l" * (len(models) + 5))
 
 
 def pool_counts(manifest: dict) -> dict[str, int]:
@@ -1127,18 +1154,18 @@ def _n_cell(n: float, top: float) -> str:
 
 def tolerance_markdown(rows: list[dict]) -> str:
     """The chapter's table: one row per path and tolerance."""
-    lines = ["| path | tol | photos | gradients: median (90th pct) | achieved map error: median (90th pct, max) | photos with "
-             "error ≤ tol | error / estimate (median) | n_max hit | linear n for 95 % (ratio to median gradients) | "
-             "RiemannOpt n for 95 % (ratio) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    body = []
     for r in rows:
         ratio = lambda m: (f"> {r[f'{m}_max_n'] / r['grad_median']:.1f}" if not np.isfinite(r[f"{m}_n95"])  # noqa: E731
                            else f"{r[f'{m}_ratio']:.1f}")
         ro_note = f" ({r['riemannopt_note']})" if r.get("riemannopt_note") else ""
-        lines.append(f"| {PATH_LABELS[r['path']]} | {r['tol']:g} | {r['photos']} | {r['grad_median']:g} ({r['grad_p90']:.0f}) | "
-                     f"{r['err_median']:.4f} ({r['err_p90']:.4f}, {r['err_max']:.4f}) | {r['met']} of {r['photos']} | "
-                     f"{r['estimate_ratio_median']:.2f} | {r['hit_n_max']} | {_n_cell(r['left_n95'], r['left_max_n'])} "
-                     f"({ratio('left')}) | {_n_cell(r['riemannopt_n95'], r['riemannopt_max_n'])} ({ratio('riemannopt')}){cell(ro_note)} |")
-    return "\n".join(lines)
+        body.append([PATH_LABELS[r["path"]], f"{r['tol']:g}", r["photos"], f"{r['grad_median']:g} ({r['grad_p90']:.0f})",
+                     f"{r['err_median']:.4f} ({r['err_p90']:.4f}, {r['err_max']:.4f})", f"{r['met']} of {r['photos']}",
+                     f"{r['estimate_ratio_median']:.2f}", r["hit_n_max"], f"{_n_cell(r['left_n95'], r['left_max_n'])} ({ratio('left')})",
+                     f"{_n_cell(r['riemannopt_n95'], r['riemannopt_max_n'])} ({ratio('riemannopt')}){ro_note}"])
+    return table(["path", "tol", "photos", "gradients: median (90th pct)", "achieved map error: median (90th pct, max)",
+                  "photos with error ≤ tol", "error / estimate (median)", "n_max hit",
+                  "linear n for 95 % (ratio to median gradients)", "RiemannOpt n for 95 % (ratio)"], body)
 
 
 def tolerance_claims(unit: dict, tols: list[float] | None = None, seed: int = 0) -> list[dict]:
@@ -1189,7 +1216,7 @@ def tolerance_beside_paper(unit: dict, paper: dict) -> str:
                                       for p in unit["settings"]["paths"] for m in TOL_METHODS)]
     if not ns:
         return f"*The unit holds none of the paper's n ({', '.join(map(str, rows['n']))}) for every method.*"
-    lines = ["| path | method | " + " | ".join(f"n = {n}: ours · **paper**" for n in ns) + " |", "|---|---|" + "---:|" * len(ns)]
+    body = []
     for p in unit["settings"]["paths"]:
         label = PATH_LABELS[p]
         for method, key, what in (("left", label, "linear (ours: left sum; paper: right sum)"),
@@ -1197,5 +1224,5 @@ def tolerance_beside_paper(unit: dict, paper: dict) -> str:
             paper_row = rows["rows"].get(key)
             cells = [f"{tolerance_pooled(unit, p, method, n):.3f}" + ("" if paper_row is None else f" · **{paper_row[rows['n'].index(n)]:.3f}**")
                      for n in ns]
-            lines.append(f"| {label} | {what} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            body.append([label, what, *cells])
+    return table(["path", "method", *(f"n = {n}: ours · **paper**" for n in ns)], body, align="ll" + "r" * len(ns))
