@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from riemannkit.paths import PATH_LABELS  # the one label set (order: IG, BlurIG, GIG, …)
+
 from . import stats as ST
 from . import units as U
-from .tables import cell, table  # noqa: F401  (cell: the chapters' escape, re-exported)
-from riemannkit.paths import PATH_LABELS  # the one label set (order: IG, BlurIG, GIG, …)
+from .tables import cell, table
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT / "results" / "reference"
