@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> Path:
                 "unit_code_sha256": unit["provenance"].get("code_sha256"), "images": list(args.photos), "rows": rows,
                 "steps": steps, "variants": list(args.variants), "batch_size": args.batch_size, "input_size": size,
                 "dry_run": bool(args.dry_run)}
-    file = RN.reference_out_dir(args.out_dir, args.dry_run) / f"numerical_floor_{args.model}{'_' + args.path if args.path != 'ig' else ''}.json"
+    file = RN.reference_out_dir(args.out_dir, args.dry_run, args.allow_dirty) / f"numerical_floor_{args.model}{'_' + args.path if args.path != 'ig' else ''}.json"
     header = {"benchmark": "numerical_floor", "model": args.model, "path": args.path,
               "metric": unit["metric"], "target": unit["target"], "baseline": unit["baseline"],
               "variants": {v: {"dtype": F.COMPUTED_VARIANTS[v][0], "threads": F.COMPUTED_VARIANTS[v][1],

@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> Path:
     if not (0 <= args.min_pred_value <= 1) or not (1 <= args.jpeg_quality <= 100):
         raise SystemExit(f"--min-pred-value must be in [0, 1] and --jpeg-quality in 1..100, got {args.min_pred_value} "
                          f"and {args.jpeg_quality}")
-    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run, args.allow_dirty)
     state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     names = list(args.names or (D.pool_names(args.model) if args.images == "pool" else D.shipped_names()))
     dev = MO.resolve_device(args.device)

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> Path:
     command = "python benchmarks/reference_insertion.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     if any(n < 1 for n in args.steps) or args.insertion_steps < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise SystemExit("--steps, --insertion-steps, --batch-size and --limit must be >= 1")
-    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run, args.allow_dirty)
     units_dir = Path(args.units_dir) if args.units_dir else (PV.BUILD_DIR / "reference_dry_run" if args.dry_run else ROOT / "results" / "reference")
     if not units_dir.is_dir():
         raise SystemExit(f"--units-dir {units_dir} is not a folder")

@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         raise SystemExit(f"--m must be >= 8 calibration images for a stored reference run, got {args.m}")
     if any(n < 1 for n in args.steps) or args.k < 2 or args.batch_size < 1 or args.window < 1 or (args.limit is not None and args.limit < 1):
         raise SystemExit("--steps, --batch-size, --window and --limit must be positive and --k >= 2")
-    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run, args.allow_dirty)
     state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     src, names, calib_src, calib = choose_images(args, args.model)  # before the model: a missing pool fails fast
     dev = MO.resolve_device(args.device)

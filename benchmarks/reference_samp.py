@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.steps < 2 or args.metric_steps < 1 or args.batch_size < 1:
         raise SystemExit(f"--steps must be >= 2, --metric-steps and --batch-size >= 1, got {args.steps}, "
                          f"{args.metric_steps} and {args.batch_size}")
-    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run, args.allow_dirty)
     state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     names = list(args.names or D.pool_names(args.model))
     dev = MO.resolve_device(args.device)

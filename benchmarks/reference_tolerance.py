@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> Path:
     names = list(args.names or D.pool_names(args.model))
     if args.first is not None:
         names = names[: args.first]
-    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run)
+    out_dir = RN.reference_out_dir(args.out_dir, args.dry_run, args.allow_dirty)
     dev = MO.resolve_device(args.device)
     variant = U.numerics_variant(U.set_numerics(dev, args.allow_tf32))
     net, size, _ = MO.load_model(args.model, dev)

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> Path:
                 "dtypes": list(args.dtypes), "threads": args.threads, "variant": variant, "batch_size": args.batch_size, "unit": unit_rel,
                 "unit_commit": unit["provenance"]["git_commit"], "input_size": size, "dry_run": bool(args.dry_run)}
     suffix = "" if variant == "cpu" else f".{variant}"
-    file = RN.reference_out_dir(args.out_dir, args.dry_run) / f"sensitivity_{args.photo}_{args.model}{'_' + args.path if args.path != 'ig' else ''}{suffix}.json"
+    file = RN.reference_out_dir(args.out_dir, args.dry_run, args.allow_dirty) / f"sensitivity_{args.photo}_{args.model}{'_' + args.path if args.path != 'ig' else ''}{suffix}.json"
     with U.lock_unit(file):  # a second run on this record is refused
         prev = stored_record(file, settings, state, args.overwrite)
         cells = dict(prev["cells"]) if prev else {}

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -127,12 +129,33 @@ def device_name(device: torch.device | str) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def portable_command(command: str) -> str:
+    """``command`` with every absolute path inside the repository (``/x/repo/results/y`` or ``--out=/x/repo/y``) written
+    relative to its root, so that a stored command reruns as is in any clone; other words are kept as they are."""
+    root = str(REPO_ROOT)
+
+    def word(w: str) -> str:
+        key, eq, value = w.partition("=") if w.startswith("-") and "=" in w else ("", "", w)
+        if value == root:
+            value = "."
+        elif value.startswith(root + os.sep):
+            value = value[len(root) + 1:]
+        return key + eq + value
+
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: keep the command as it was written
+        return command
+    portable = [word(w) for w in words]
+    return command if portable == words else " ".join(shlex.quote(w) for w in portable)
+
+
 def provenance(command: str | None = None, device: torch.device | str | None = None) -> dict:
     """Where a number came from: command, git commit (and whether the tree was dirty), device, versions, date."""
     dev = torch.device(device) if device is not None else torch.device("cpu")
     state = code_state(allow_dirty=True)
     prov = {
-        "command": command or " ".join(sys.argv),
+        "command": portable_command(command or " ".join(sys.argv)),
         "git_commit": state.pop("git_commit"),
         "dirty": state.pop("dirty"),
         "device": device_name(dev),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import provenance as PV
 from . import units as U
-from .provenance import BUILD_DIR, RESULTS_DIR
+from .provenance import BUILD_DIR, REPO_ROOT, RESULTS_DIR
 
 
 # ------------------------------------------------------------------------------- stored reference units
@@ -32,15 +32,21 @@ def add_unit_arguments(ap) -> None:
                     help="store from a dirty tree, recording the sha256 of git diff HEAD")
 
 
-def reference_out_dir(out_dir: str | Path | None, dry_run: bool) -> Path:
+def reference_out_dir(out_dir: str | Path | None, dry_run: bool, allow_dirty: bool = False) -> Path:
     """The folder a reference script writes to: ``out_dir`` as given, else _build/reference (_build/reference_dry_run
-    for a dry run); a dry run under the repository's results/ is refused (its units are not evidence)."""
+    for a dry run).  A dry run under the repository's results/ is refused (its units are not evidence); so is a run
+    for evidence (neither a dry run nor ``allow_dirty``) outside the repository, whose stored command would name a
+    folder of one machine instead of rerunning as is in a clone."""
     if out_dir is None:
         return BUILD_DIR / ("reference_dry_run" if dry_run else "reference")
     folder = Path(out_dir).resolve()
     if dry_run and (folder == RESULTS_DIR or RESULTS_DIR in folder.parents):
         raise SystemExit(f"--out-dir {out_dir} is inside results/: a dry run's units are not evidence and never go "
                          f"there; leave --out-dir out (default {BUILD_DIR / 'reference_dry_run'}) or pass another folder")
+    if not (dry_run or allow_dirty) and folder != REPO_ROOT and REPO_ROOT not in folder.parents:
+        raise SystemExit(f"--out-dir {out_dir} is outside the repository: a stored unit's command must rerun as is in "
+                         f"any clone; pass a folder inside it (_build/... while it runs, results/reference to store "
+                         f"evidence), or --dry-run / --allow-dirty for a unit that is not evidence")
     return folder
 
 

@@ -82,18 +82,20 @@ def fold_constant_columns(md: str) -> str:
     lines = [ln for ln in md.strip().splitlines() if ln.strip()]
     if len(lines) < 3 or not all(ln.lstrip().startswith("|") for ln in lines) or "---" not in lines[1]:
         return md
-    split = lambda ln: [c.strip() for c in ln.strip().strip("|").split("|")]  # noqa: E731
+    # Cells are split on unescaped pipes only: table() writes a '|' inside a cell as a backslash and a pipe.
+    split = lambda ln: [c.strip() for c in re.split(r"(?<!\\)\|", ln.strip()[1:-1] if ln.strip().endswith("|") else ln.strip()[1:])]  # noqa: E731
     head, rows = split(lines[0]), [[MODEL_LABELS.get(c, c) for c in split(ln)] for ln in lines[2:]]
     if any(len(r) != len(head) for r in rows):
         return md
     if len(rows) == 1:
-        return "\n".join(["| | |", "|---|---:|"] + [f"| {h} | {v} |" for h, v in zip(head, rows[0])])
+        return table(["", ""], list(zip(head, rows[0])), "lr")
+    letter = {v: k for k, v in ALIGN.items()}
+    align = [letter.get(a.replace(" ", ""), "c" if a.startswith(":") and a.endswith(":") else "r" if a.endswith(":") else "l")
+             for a in split(lines[1])]
     const = [j for j in range(len(head)) if len({r[j] for r in rows}) == 1]
     keep = [j for j in range(len(head)) if j not in const] or list(range(len(head)))
-    align = split(lines[1])
     out = ["*In every row: " + "; ".join(f"{head[j]} {rows[0][j]}" for j in const) + ".*", ""] if const and keep != list(range(len(head))) else []
-    out += ["| " + " | ".join(head[j] for j in keep) + " |", "|" + "|".join(align[j] for j in keep) + "|"]
-    out += ["| " + " | ".join(r[j] for j in keep) + " |" for r in rows]
+    out.append(table([head[j] for j in keep], [[r[j] for j in keep] for r in rows], "".join(align[j] for j in keep)))
     return "\n".join(out)
 
 
