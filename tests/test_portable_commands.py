@@ -39,6 +39,10 @@ def test_rewrite_keeps_the_command_as_run_at_any_depth(tmp_path):
     assert PC.rewrite(rec, f, root=tmp_path) == (0, [])  # a second pass changes nothing
 
 
+def test_every_stored_command_reruns_in_a_clone():
+    assert PC.main(["--check"]) == 0, "run python tools/portable_commands.py from a clean tree"
+
+
 def test_provenance_writes_paths_inside_the_repository_relative_to_it():
     root = str(PV.REPO_ROOT)
     assert PV.portable_command(f"python {root}/benchmarks/x.py --out-dir {root}/results/reference --n 4") == \
