@@ -1201,6 +1201,20 @@ def tolerance_claims(unit: dict, tols: list[float] | None = None, seed: int = 0)
     return out
 
 
+def tolerance_claim_cells(claims: list[dict], kind: str) -> list[dict]:
+    """Cells of plot.claim_intervals for one kind of :func:`tolerance_claims` ('ratio': ratio − 4, so the zero line is
+    the issue's target; 'error': median map error − tol), one row per path and tolerance, one series per model."""
+    from riemannkit.models import MODEL_LABELS
+
+    if kind not in ("ratio", "error"):
+        raise ValueError(f"kind={kind!r}; accepted values: ratio, error")
+    shift = TOL_TARGET if kind == "ratio" else 0.0
+    return [{"row": f"{PATH_LABELS[c['path']]}, tol = {c['tol']:g}",
+             "series": f"{MODEL_LABELS.get(c['model'], c['model'])} ({c['n_images']} photos)",
+             "mean": c["ours_diff"] - shift, "low": c["low"] - shift, "high": c["high"] - shift, "paper": None}
+            for c in claims if c["kind"] == kind and np.isfinite([c["low"], c["high"]]).all()]
+
+
 def tolerance_pooled(unit: dict, path: str, method: str, n: int) -> float:
     """Σ_b |Σ attr_b − Δf_b| / Σ_b |Δf_b| of a fixed method at n over the unit's photos (RiemannOpt's Table 1 pooling)."""
     cells = [unit["cells"][p]["paths"][path] for p in unit["images"]["evaluated"]]

@@ -95,3 +95,16 @@ def test_bootstrap_statistic_is_paired_and_matches_the_mean_ci():
         ST.bootstrap_statistic(np.mean, np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="at least 2 images"):
         ST.bootstrap_statistic(np.mean, np.zeros(1))
+
+
+def test_claim_cells_put_the_target_on_the_zero_line():
+    grads = [5] * 6 + [7] * 6
+    claims = EVD.tolerance_claims(_unit(grads, [32] * 10 + [64, 64], [16] * 12))
+    ratio = EVD.tolerance_claim_cells(claims, "ratio")
+    r = next(c for c in claims if c["kind"] == "ratio")
+    assert len(ratio) == 1 and ratio[0]["row"] == "IG, tol = 0.05" and ratio[0]["series"] == "toy (12 photos)"
+    assert ratio[0]["mean"] == pytest.approx(r["ours_diff"] - 4) and ratio[0]["low"] == pytest.approx(r["low"] - 4)
+    err = EVD.tolerance_claim_cells(claims, "error")
+    assert err[0]["high"] < 0  # every achieved error 0.01 below tol 0.05: left of the zero line
+    with pytest.raises(ValueError, match="kind='map'; accepted values: ratio, error"):
+        EVD.tolerance_claim_cells(claims, "map")
