@@ -108,3 +108,17 @@ def test_claim_cells_put_the_target_on_the_zero_line():
     assert err[0]["high"] < 0  # every achieved error 0.01 below tol 0.05: left of the zero line
     with pytest.raises(ValueError, match="kind='map'; accepted values: ratio, error"):
         EVD.tolerance_claim_cells(claims, "map")
+
+
+def test_the_error_claim_is_no_better_than_its_reference():
+    grads = [5] * 6 + [7] * 6
+    u = _unit(grads, [32] * 10 + [64, 64], [16] * 12)
+    assert EVD.tolerance_reference_floor(u, "ig") == 0.0  # no photo checked
+    u["cells"]["p0"]["paths"]["ig"]["reference_check"] = {"n": 2048, "map_error": 0.05, "completeness": 0.0}
+    u["cells"]["p1"]["paths"]["ig"]["reference_check"] = {"n": 2048, "map_error": 0.02, "completeness": 0.0}
+    assert EVD.tolerance_reference_floor(u, "ig") == 0.05
+    err = {c["kind"]: c for c in EVD.tolerance_claims(u)}["error"]
+    # every achieved error is 0.01 at tol 0.05 (interval at -0.04), but a reference off by up to 0.05 cannot tell
+    assert err["high"] == pytest.approx(-0.04) and err["reference_floor"] == 0.05 and err["verdict"] == "inconclusive"
+    u["cells"]["p0"]["paths"]["ig"]["reference_check"]["map_error"] = 0.001
+    assert {c["kind"]: c for c in EVD.tolerance_claims(u)}["error"]["verdict"] == "holds"
