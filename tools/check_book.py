@@ -88,13 +88,23 @@ PAGE_JS = r"""
                        first: head ? head.innerText.trim().slice(0, 40) : ""});
     }
   });
+  // The same rule for display equations: one wider than its box scrolls sideways and hides its right-hand side.
+  const wideMath = [];
+  art.querySelectorAll('mjx-container[display="true"]').forEach((m, i) => {
+    const box = m.parentElement || art;
+    const over = m.scrollWidth - Math.min(m.clientWidth || box.clientWidth, box.clientWidth);
+    if (m.getClientRects().length && over > 1) {
+      wideMath.push({index: i, width: Math.ceil(m.scrollWidth), room: Math.ceil(box.clientWidth),
+                     first: (m.querySelector("mjx-assistive-mml") || m).textContent.trim().slice(0, 40)});
+    }
+  });
   const links = Array.from(document.querySelectorAll("a[href]")).map(a => a.href);
   return JSON.stringify({
     title: document.title, h1: h1 ? h1.innerText.trim() : null, mathjax,
     mathTypeset: document.querySelectorAll("mjx-container").length,
     tables: art.querySelectorAll("table").length, images: imgs.length,
     rawMath: Array.from(new Set(rawMath)).slice(0, 10), rawTables: rawTables.slice(0, 10), rawMarkup: rawMarkup.slice(0, 10), broken,
-    codeBeforeTitle, links, wideTables,
+    codeBeforeTitle, links, wideTables, wideMath,
     height: Math.ceil(document.documentElement.scrollHeight),
   });
 })()
@@ -208,7 +218,7 @@ def errors_from(events: list[dict]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-# Every page's tables must fit at 1280 px (issue 28's width rule): a wider table fails its page.
+# Every page's tables and display equations must fit at 1280 px (issue 28's width rule): a wider one fails its page.
 HEIGHT_BUDGET_PX = 12000  # a page taller than this is reported
 PHONE_PX = 390
 
@@ -247,6 +257,8 @@ def check_page(browser: Chromium, root: Path, page: Path, shots: Path | None, ca
     wide = [f"table {t['index']} ({t['first']!r}…) is {t['width']} px in {t['room']} px" for t in info.get("wideTables", [])]
     info["warnings"] = []
     problems += [f"wider than the page at 1280 px: {w}" for w in wide]
+    problems += [f"display equation {m['index']} ({m['first']!r}…) wider than the page at 1280 px: {m['width']} px in "
+                 f"{m['room']} px" for m in info.get("wideMath", [])]
     if info.get("height", 0) > HEIGHT_BUDGET_PX:
         info["warnings"].append(f"page height {info['height']} px, over the budget of {HEIGHT_BUDGET_PX} px")
     if shots is not None:
