@@ -1008,9 +1008,12 @@ VERDICT_BADGES = {"holds": "✓ holds", "does not hold": "✗ does not hold", "i
 def claims_overview_markdown(judged: list[dict]) -> str:
     """The "What held" table, verdict first and narrow enough for the page: verdict badge, claim id, the claim, model
     and images, chapter; the evidence behind each row is in :func:`claims_details_markdown`."""
+    from riemannkit.models import MODEL_LABELS
+
     rows = []
     for c in judged:
-        who = f"{c['model']}, {c['images']}" if c.get("images") else "—"
+        models = ", ".join(MODEL_LABELS.get(m.strip(), m.strip()) for m in str(c.get("model") or "").split(","))
+        who = f"{models}, {c['images']}" if c.get("images") else "—"
         # Plain chapter names: links inside a notebook's output are not resolved to the built pages.
         rows.append([f"**{VERDICT_BADGES.get(c['verdict'], c['verdict'])}**", c.get("id", ""), c["claim"], who, c["chapter"]])
     return table(["verdict", "id", "claim", "model, images", "chapter"], rows, align="lllll")

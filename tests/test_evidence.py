@@ -63,6 +63,8 @@ def test_judge_claims_combines_cells_and_leaves_unjudged_claims_marked():
     assert EV.combined_verdict(["holds", "inconclusive"]) == "inconclusive"
     assert EV.combined_verdict(["holds", "does not hold"]) == "does not hold"
     assert "**✓ holds** | R1-ig |" in EV.claims_overview_markdown(judged)
+    judged[0]["model"] = "efficientnet_lite0, efficientnet_lite1"
+    assert "| Lite0, Lite1, 30 |" in EV.claims_overview_markdown(judged)  # the models' short labels, not their keys
     assert "- **R1-ig** (✓ holds):" in EV.claims_details_markdown(judged)
 
 
