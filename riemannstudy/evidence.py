@@ -447,9 +447,11 @@ def table4_values(units: list[dict], metrics: list[str], lo: int = 8, hi: int = 
 
 def sweep_values(units: list[dict], model: str, metrics: list[str]) -> tuple[dict[str, dict[str, dict[int, float]]], list[str]]:
     """The study's Figure 3 over stored units: ({metric: {method: {steps: value}}}, the photos) for one model, every
-    reference_idgi unit of it (one per step count) scored on the photos all of them hold, so the curves are comparable."""
+    reference_idgi unit of it (one per step count) scored on the photos all of them hold, so the curves are comparable.
+    A partial unit (``complete`` false, a run still under way) is left out: it would shrink every curve to its photos;
+    :func:`partial_steps` names it."""
     one_variant([u for u in units if u["model"] == model], f"sweep_values' units of {model}")
-    mine = sorted((u for u in units if u["model"] == model), key=lambda u: u["settings"]["steps"])
+    mine = sorted((u for u in units if u["model"] == model and u.get("complete", True)), key=lambda u: u["settings"]["steps"])
     if not mine:
         return {}, []
     common = [n for n in mine[0]["images"]["evaluated"] if all(n in u["cells"] for u in mine)]
@@ -460,6 +462,12 @@ def sweep_values(units: list[dict], model: str, metrics: list[str]) -> tuple[dic
             for m in u["methods"]:
                 out[k].setdefault(m, {})[int(u["settings"]["steps"])] = idgi_value(ru, m, k)[0]
     return out, common
+
+
+def partial_steps(units: list[dict], model: str) -> dict[int, tuple[int, int]]:
+    """{steps: (photos evaluated, photos planned)} of ``model``'s partial reference_idgi units (left out of :func:`sweep_values`)."""
+    return {int(u["settings"]["steps"]): (len(u["images"]["evaluated"]), len(u["images"].get("planned", u["images"]["evaluated"])))
+            for u in units if u["model"] == model and not u.get("complete", True)}
 
 
 def table4_claims(units: list[dict], metrics: list[str], lo: int = 8, hi: int = 128, seed: int = 0,

@@ -263,6 +263,13 @@ def test_table4_pairs_the_8_and_128_step_units_photo_by_photo():
     assert curves["insertion_prob"]["ig"][128] == pytest.approx(np.mean([0.3 + 0.01 * i for i in range(1, 16)]))
     assert curves["insertion_prob"]["ig"][8] - curves["insertion_prob"]["ig"][128] == pytest.approx(0.01)
     assert EV.sweep_values(units, "absent", ["insertion_prob"]) == ({}, [])
+    # A partial unit (a run under way) is left out of the curves, not allowed to shrink them to its photos, and named.
+    part = {**unit(64, 0), "complete": False}
+    part["images"] = {"evaluated": names[:3], "planned": names}
+    part["cells"] = {k: part["cells"][k] for k in names[:3]}
+    curves, photos = EV.sweep_values([*units, part], "m", ["insertion_prob"])
+    assert photos == names and sorted(curves["insertion_prob"]["ig"]) == [8, 128]
+    assert EV.partial_steps([*units, part], "m") == {64: (3, 16)} and EV.partial_steps(units, "m") == {}
 
 
 def test_samp_claims_need_better_deletion_and_insertion_than_every_base():
