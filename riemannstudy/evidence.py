@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from riemannkit.models import MODEL_LABELS
 from riemannkit.paths import PATH_LABELS  # the one label set (order: IG, BlurIG, GIG, …)
 
 from . import stats as ST
@@ -214,7 +215,6 @@ def study_beside_markdown(ours: dict[str, dict[str, float]], paper_rows: dict[st
 def claim_cells(claims: list[dict], row) -> list[dict]:
     """Claims (each with 'model') as cells of plot.claim_intervals: ``row(claim)`` names its row, the series is its
     model with the photos its claims kept (PIC metrics drop photos below min_pred_value), the paper's difference the ×."""
-    from riemannkit.models import MODEL_LABELS
 
     kept: dict[str, list[int]] = {}
     for c in claims:
@@ -451,7 +451,7 @@ def sweep_values(units: list[dict], model: str, metrics: list[str]) -> tuple[dic
     A partial unit (``complete`` false, a run still under way) is left out: it would shrink every curve to its photos;
     :func:`partial_steps` names it."""
     one_variant([u for u in units if u["model"] == model], f"sweep_values' units of {model}")
-    mine = sorted((u for u in units if u["model"] == model and u.get("complete", True)), key=lambda u: u["settings"]["steps"])
+    mine = sorted((u for u in units if u["model"] == model and not U.is_partial(u)), key=lambda u: u["settings"]["steps"])
     if not mine:
         return {}, []
     common = [n for n in mine[0]["images"]["evaluated"] if all(n in u["cells"] for u in mine)]
@@ -467,7 +467,7 @@ def sweep_values(units: list[dict], model: str, metrics: list[str]) -> tuple[dic
 def partial_steps(units: list[dict], model: str) -> dict[int, tuple[int, int]]:
     """{steps: (photos evaluated, photos planned)} of ``model``'s partial reference_idgi units (left out of :func:`sweep_values`)."""
     return {int(u["settings"]["steps"]): (len(u["images"]["evaluated"]), len(u["images"].get("planned", u["images"]["evaluated"])))
-            for u in units if u["model"] == model and not u.get("complete", True)}
+            for u in units if u["model"] == model and U.is_partial(u)}
 
 
 def table4_claims(units: list[dict], metrics: list[str], lo: int = 8, hi: int = 128, seed: int = 0,
@@ -841,7 +841,6 @@ def verdict_counts(claims: list[dict]) -> dict[str, int]:
 
 def verdict_summary(claims: list[dict], what: str = "claims") -> str:
     """One Markdown sentence: the verdict counts over ``claims`` and per model (computed, never typed)."""
-    from riemannkit.models import MODEL_LABELS
 
     models = list(dict.fromkeys(c["model"] for c in claims))
     per_model = "; ".join(f"{MODEL_LABELS.get(m, m)}: " + ", ".join(
@@ -1016,7 +1015,6 @@ VERDICT_BADGES = {"holds": "✓ holds", "does not hold": "✗ does not hold", "i
 def claims_overview_markdown(judged: list[dict]) -> str:
     """The "What held" table, verdict first and narrow enough for the page: verdict badge, claim id, the claim, model
     and images, chapter; the evidence behind each row is in :func:`claims_details_markdown`."""
-    from riemannkit.models import MODEL_LABELS
 
     rows = []
     for c in judged:
@@ -1044,7 +1042,6 @@ def claims_details_markdown(judged: list[dict]) -> str:
 
 def pool_table_markdown(manifest: dict, models: tuple[str, ...] = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")) -> str:
     """The photo pool as a table: photo, source package and version, licence, human label, each model's top-1 (probability, ✓/✗)."""
-    from riemannkit.models import MODEL_LABELS
 
     short = {m: MODEL_LABELS.get(m, m) for m in models}
     rows = []
@@ -1231,7 +1228,6 @@ def tolerance_claims(unit: dict, tols: list[float] | None = None, seed: int = 0)
 def tolerance_claim_cells(claims: list[dict], kind: str) -> list[dict]:
     """Cells of plot.claim_intervals for one kind of :func:`tolerance_claims` ('ratio': ratio − 4, so the zero line is
     the issue's target; 'error': median map error − tol), one row per path and tolerance, one series per model."""
-    from riemannkit.models import MODEL_LABELS
 
     if kind not in ("ratio", "error"):
         raise ValueError(f"kind={kind!r}; accepted values: ratio, error")

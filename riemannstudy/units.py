@@ -305,6 +305,19 @@ def check_cell(record: dict, name: str, cell) -> None:
         raise UnitError(f"{_where(record)}: a {kind} unit has no photo cells")
 
 
+def is_partial(record: dict) -> bool:
+    """Whether a stored unit is a run still under way (``complete`` false); a unit without the key is complete."""
+    return not record.get("complete", True)
+
+
+def photos_state(record: dict) -> str:
+    """'complete', or 'partial: e of p photos stored so far' for a unit still under way (the chapters' source lines)."""
+    if not is_partial(record):
+        return "complete"
+    images = record["images"]
+    return f"partial: {len(images['evaluated'])} of {len(images.get('planned', images['evaluated']))} photos stored so far"
+
+
 def check_unit(record, file: str | Path | None = None) -> dict:
     """Check a stored unit as a loader reads it: its kind, identity, file name (when ``file`` is given), and every
     number a judgement reads.  Returns the record; raises UnitError naming the file and the key."""
@@ -319,7 +332,7 @@ def check_unit(record, file: str | Path | None = None) -> dict:
                         f"{record.get('model')} named {unit_file_name(record)!r} (its model, path or steps and "
                         "numerics variant); rename it, or check it is the unit you meant")
     _int(record.get("schema"), f"{where}: schema", 1)
-    if not isinstance(record.get("complete", True), bool):
+    if not isinstance(record.get("complete", True), bool):  # is_partial reads a missing key as complete
         raise UnitError(f"{where}: complete={record.get('complete')!r} must be true or false")
     images = _dict(record.get("images"), f"{where}: images")
     settings = record["settings"]

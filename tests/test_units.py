@@ -232,3 +232,11 @@ def test_resumable_names_every_difference_and_keeps_the_file(tmp_path):
     assert "a partial unit" in msg and "settings.steps: stored 16, this run 32" in msg
     assert "code (code_sha256): stored a" in msg and "numerics variant: stored 'cpu', this run 'cuda'" in msg
     assert json.loads(f.read_text()) == rec
+
+
+def test_a_unit_without_complete_is_complete_and_a_partial_one_says_how_far_it_got():
+    assert not U.is_partial({"images": {"evaluated": ["a"]}})
+    assert U.photos_state({"complete": True, "images": {"evaluated": ["a"], "planned": ["a"]}}) == "complete"
+    partial = {"complete": False, "images": {"evaluated": ["a", "b"], "planned": ["a", "b", "c"]}}
+    assert U.is_partial(partial)
+    assert U.photos_state(partial) == "partial: 2 of 3 photos stored so far"
