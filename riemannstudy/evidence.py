@@ -1186,12 +1186,19 @@ def tolerance_reference_floor(unit: dict, path: str) -> float:
     return float(max(checks)) if checks else 0.0
 
 
+def _no_interval(estimate: float, n: int, name: str) -> ST.CI:
+    """The CI of a statistic over fewer than 2 photos (a run just begun): none, (−inf, inf), which every verdict reads
+    as inconclusive and the claim figures leave out."""
+    return ST.CI(float(estimate), -np.inf, np.inf, 0.95, n, name)
+
+
 def tolerance_claims(unit: dict, tols: list[float] | None = None, seed: int = 0) -> list[dict]:
     """Per path and tolerance, the issue's target judged by computation: the fixed linear n that meets ``tol`` for 95 % of
     the photos is >= 4x the median adaptive gradients (bootstrap CI of the ratio over the photos, an n beyond the largest
     stored one counted as the next dyadic n: a lower bound), and the stopping rule's claim: the median achieved map
     error is below ``tol`` (CI of the median of error − tol, judged widened on both sides by the reference's own error,
-    :func:`tolerance_reference_floor`).  Verdicts are 'inconclusive' below MIN_IMAGES photos."""
+    :func:`tolerance_reference_floor`).  Verdicts are 'inconclusive' below MIN_IMAGES photos; a unit of one photo (a
+    run just begun) gets claims without an interval instead of an error."""
     tols = tols or unit["settings"]["tols"]
     floors = {p: tolerance_reference_floor(unit, p) for p in unit["settings"]["paths"]}
     out = []
@@ -1199,19 +1206,22 @@ def tolerance_claims(unit: dict, tols: list[float] | None = None, seed: int = 0)
         for tol in tols:
             ad = tolerance_adaptive(unit, path, tol)
             ns, _, meets = tolerance_meets(unit, path, "left", tol)
-            ci = ST.bootstrap_statistic(_ratio_fn(ns, 2 * ns[-1]), ad["gradients"], meets, seed=seed, name="ratio")
+            n = len(ad["gradients"])
+            ratio = _ratio_fn(ns, 2 * ns[-1])
+            ci = (ST.bootstrap_statistic(ratio, ad["gradients"], meets, seed=seed, name="ratio") if n >= 2
+                  else _no_interval(ratio(ad["gradients"], meets), n, "ratio"))
             censored = not np.isfinite(n_for_coverage(ns, meets))
             v = ST.verdict((ci.low - TOL_TARGET, ci.high - TOL_TARGET), "higher")
             if v == "does not hold" and censored:
                 v = "inconclusive"  # the ratio is only a lower bound
-            n = len(ad["gradients"])
             out.append({"claim": f"{PATH_LABELS[path]}, tol = {tol}: the fixed linear n meeting tol for 95 % of photos is "
                                  f">= {TOL_TARGET:g}x the median adaptive gradients",
                         "model": unit["model"], "path": path, "tol": tol, "kind": "ratio", "n_images": n,
                         "ours_diff": ci.estimate, "low": ci.low, "high": ci.high, "censored": censored,
                         "paper_a": None, "paper_b": None, "paper_diff": None, "paper_verdict": None,
                         "verdict": v if n >= MIN_IMAGES else "inconclusive"})
-            eci = ST.bootstrap_ci(ad["map_error"] - tol, stat="median", seed=seed)
+            eci = (ST.bootstrap_ci(ad["map_error"] - tol, stat="median", seed=seed) if n >= 2
+                   else _no_interval(np.median(ad["map_error"] - tol), n, "median"))
             # The error is measured against a quadrature: judge the interval widened by the reference's own error
             # (a verdict no better than the numerics under it).
             floor = floors[path]

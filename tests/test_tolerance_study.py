@@ -61,6 +61,17 @@ def test_the_row_and_the_claims_judge_the_4x_target():
     assert all(c["verdict"] == "inconclusive" for c in EVD.tolerance_claims(few))
 
 
+def test_a_unit_of_one_photo_has_claims_without_an_interval():
+    # a run just begun stores one photo: the chapter must render it (no bootstrap of one value), judge nothing, draw nothing
+    one = _unit([6], [64], [16])
+    claims = EVD.tolerance_claims(one)
+    assert [c["kind"] for c in claims] == ["ratio", "error"] and all(c["verdict"] == "inconclusive" for c in claims)
+    ratio, err = claims
+    assert ratio["ours_diff"] == pytest.approx(64 / 6) and err["ours_diff"] == pytest.approx(0.01 - 0.05)
+    assert all((c["low"], c["high"], c["n_images"]) == (-np.inf, np.inf, 1) for c in claims)
+    assert EVD.tolerance_claim_cells(claims, "ratio") == [] and EVD.tolerance_claim_cells(claims, "error") == []
+
+
 def test_pooled_completeness_beside_the_papers_table_1():
     u = _unit([10] * 4, [32, 32, 64, 64], [16] * 4)
     deltas = np.array([0.9 - 0.1 * (i + 1) / 4 for i in range(4)])
