@@ -1248,6 +1248,36 @@ def tolerance_claim_cells(claims: list[dict], kind: str) -> list[dict]:
             for c in claims if c["kind"] == kind and np.isfinite([c["low"], c["high"]]).all()]
 
 
+def tolerance_by_variant(units: list[dict]) -> tuple[list[dict], list[str]]:
+    """One model's tolerance units under different numerics variants (a CPU run beside a GPU run), on the photos all of
+    them hold: per path and tol, each variant's median adaptive gradients and median achieved map error, and the largest
+    per-photo difference between variants of each (how far the study moves with the arithmetic).  Returns (rows, photos)."""
+    if len({u["model"] for u in units}) > 1 or len({u["variant"] for u in units}) != len(units):
+        raise ValueError("units must be one model's, one unit per numerics variant")
+    photos = [n for n in units[0]["images"]["evaluated"] if all(n in u["images"]["evaluated"] for u in units)]
+    rows = []
+    for path in units[0]["settings"]["paths"]:
+        for tol in units[0]["settings"]["tols"]:
+            ad = {u["variant"]: tolerance_adaptive(_restrict(u, photos), path, tol) for u in units}
+            spread = lambda k: float(np.max(np.ptp(np.stack([a[k] for a in ad.values()]), axis=0))) if photos else float("nan")  # noqa: E731
+            rows.append({"path": path, "tol": tol, "photos": len(photos),
+                         "by_variant": {v: {"gradients": float(np.median(a["gradients"])), "map_error": float(np.median(a["map_error"]))}
+                                        for v, a in ad.items()} if photos else {},
+                         "max_gradients_diff": spread("gradients"), "max_map_error_diff": spread("map_error")})
+    return rows, photos
+
+
+def tolerance_by_variant_markdown(rows: list[dict]) -> str:
+    """Markdown of :func:`tolerance_by_variant`: per path and tol, each variant's median gradients / median map error, and
+    the largest per-photo differences between the variants."""
+    variants = list(rows[0]["by_variant"]) if rows else []
+    body = [[PATH_LABELS.get(r["path"], r["path"]), f"{r['tol']:g}",
+             *(f"{r['by_variant'][v]['gradients']:.0f} / {r['by_variant'][v]['map_error']:.4f}" for v in variants),
+             f"{r['max_gradients_diff']:.0f}", f"{r['max_map_error_diff']:.1e}"] for r in rows]
+    return table(["path", "tol", *(f"`{v}` median gradients / map error" for v in variants),
+                  "max Δ gradients (a photo)", "max Δ map error (a photo)"], body)
+
+
 def tolerance_pooled(unit: dict, path: str, method: str, n: int) -> float:
     """Σ_b |Σ attr_b − Δf_b| / Σ_b |Δf_b| of a fixed method at n over the unit's photos (RiemannOpt's Table 1 pooling)."""
     cells = [unit["cells"][p]["paths"][path] for p in unit["images"]["evaluated"]]

@@ -133,3 +133,18 @@ def test_the_error_claim_is_no_better_than_its_reference():
     assert err["high"] == pytest.approx(-0.04) and err["reference_floor"] == 0.05 and err["verdict"] == "inconclusive"
     u["cells"]["p0"]["paths"]["ig"]["reference_check"]["map_error"] = 0.001
     assert {c["kind"]: c for c in EVD.tolerance_claims(u)}["error"]["verdict"] == "holds"
+
+
+def test_variants_side_by_side_on_the_photos_both_hold():
+    cpu = _unit([6, 8, 10], [64] * 3, [16] * 3, errors=[0.01, 0.02, 0.03]) | {"variant": "cpu"}
+    gpu = _unit([6, 9], [64] * 2, [16] * 2, errors=[0.01, 0.025]) | {"variant": "cuda"}
+    rows, photos = EVD.tolerance_by_variant([cpu, gpu])
+    assert photos == ["p0", "p1"] and len(rows) == 1
+    r = rows[0]
+    assert r["by_variant"]["cpu"] == {"gradients": 7.0, "map_error": pytest.approx(0.015)}
+    assert r["by_variant"]["cuda"]["gradients"] == 7.5
+    assert r["max_gradients_diff"] == 1 and r["max_map_error_diff"] == pytest.approx(0.005)
+    md = EVD.tolerance_by_variant_markdown(rows)
+    assert "`cpu` median gradients / map error" in md and "| IG | 0.05 | 7 / 0.0150 | 8 / 0.0175 | 1 | 5.0e-03 |" in md
+    with pytest.raises(ValueError, match="one unit per numerics variant"):
+        EVD.tolerance_by_variant([cpu, cpu])
