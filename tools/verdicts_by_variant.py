@@ -18,8 +18,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannkit.models import MODEL_LABELS  # noqa: E402
-from riemannkit.paths import PATH_LABELS  # noqa: E402
 from riemannstudy import evidence as EV  # noqa: E402
 from riemannstudy.tables import table  # noqa: E402
 
@@ -35,19 +33,6 @@ def claims_table(judged: list[dict]) -> str:
     return table(["claim", "before: `cpu`", *(f"`{v}`" for v in variants), "after"], rows, align="l" * (len(variants) + 3))
 
 
-def table1_table(rows: list[dict]) -> str:
-    """One row per (model, path, n) of Table 1: each variant's verdict (images) and the verdict across variants."""
-    variants = sorted({v for r in rows for v in r["by_variant"]}, key=lambda v: (v != "cpu", v))
-    body = []
-    for r in rows:
-        bv = r["by_variant"]
-        cells = ["—" if v not in bv else f"{bv[v]['verdict']} ({bv[v]['n_images']})" for v in variants]
-        body.append([MODEL_LABELS.get(r["model"], r["model"]), PATH_LABELS.get(r["path"], r["path"]), r["n"], *cells,
-                     f"**{r['verdict']}**"])
-    return table(["model", "path", "n", *(f"`{v}`" for v in variants), "across variants"], body,
-                 align="llr" + "l" * (len(variants) + 1))
-
-
 def main() -> None:
     """Print both tables and the verdict counts before and after."""
     paper = EV.load_paper("riemannopt_table1")
@@ -56,7 +41,7 @@ def main() -> None:
     print(claims_table(judged))
     before, after = Counter(c["cpu_verdict"] for c in judged), Counter(c["verdict"] for c in judged)
     print(f"\nverdicts before: {dict(before)}; after: {dict(after)}\n")
-    print(table1_table(EV.table1_by_variant(paper)))
+    print(EV.table1_by_variant_markdown(EV.table1_by_variant(paper)))
 
 
 if __name__ == "__main__":
