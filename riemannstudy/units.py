@@ -436,7 +436,7 @@ def resumable(file: str | Path, current: dict, overwrite: bool = False) -> dict 
         raise UnitError(f"{file}: the stored file is not a unit (a JSON {type(stored).__name__}); it is kept: {hint}")
     diff = differences(stored, current)
     if diff:
-        state = "complete" if stored.get("complete") else "partial"
+        state = "partial" if is_partial(stored) else "complete"
         raise UnitError(f"{file}: a {state} unit made with other settings, code or numerics is stored there and is "
                         f"kept; it differs in: " + "; ".join(diff) + f". {hint}")
     try:
