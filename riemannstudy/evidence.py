@@ -215,7 +215,6 @@ def study_beside_markdown(ours: dict[str, dict[str, float]], paper_rows: dict[st
 def claim_cells(claims: list[dict], row) -> list[dict]:
     """Claims (each with 'model') as cells of plot.claim_intervals: ``row(claim)`` names its row, the series is its
     model with the photos its claims kept (PIC metrics drop photos below min_pred_value), the paper's difference the ×."""
-
     kept: dict[str, list[int]] = {}
     for c in claims:
         kept.setdefault(c["model"], []).append(c["n_images"])
@@ -841,7 +840,6 @@ def verdict_counts(claims: list[dict]) -> dict[str, int]:
 
 def verdict_summary(claims: list[dict], what: str = "claims") -> str:
     """One Markdown sentence: the verdict counts over ``claims`` and per model (computed, never typed)."""
-
     models = list(dict.fromkeys(c["model"] for c in claims))
     per_model = "; ".join(f"{MODEL_LABELS.get(m, m)}: " + ", ".join(
         f"{k} {v}" for k, v in verdict_counts([c for c in claims if c["model"] == m]).items()) for m in models)
@@ -1015,7 +1013,6 @@ VERDICT_BADGES = {"holds": "✓ holds", "does not hold": "✗ does not hold", "i
 def claims_overview_markdown(judged: list[dict]) -> str:
     """The "What held" table, verdict first and narrow enough for the page: verdict badge, claim id, the claim, model
     and images, chapter; the evidence behind each row is in :func:`claims_details_markdown`."""
-
     rows = []
     for c in judged:
         models = ", ".join(MODEL_LABELS.get(m.strip(), m.strip()) for m in str(c.get("model") or "").split(","))
@@ -1042,7 +1039,6 @@ def claims_details_markdown(judged: list[dict]) -> str:
 
 def pool_table_markdown(manifest: dict, models: tuple[str, ...] = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")) -> str:
     """The photo pool as a table: photo, source package and version, licence, human label, each model's top-1 (probability, ✓/✗)."""
-
     short = {m: MODEL_LABELS.get(m, m) for m in models}
     rows = []
     for p in manifest["photos"]:
@@ -1238,7 +1234,6 @@ def tolerance_claims(unit: dict, tols: list[float] | None = None, seed: int = 0)
 def tolerance_claim_cells(claims: list[dict], kind: str) -> list[dict]:
     """Cells of plot.claim_intervals for one kind of :func:`tolerance_claims` ('ratio': ratio − 4, so the zero line is
     the issue's target; 'error': median map error − tol), one row per path and tolerance, one series per model."""
-
     if kind not in ("ratio", "error"):
         raise ValueError(f"kind={kind!r}; accepted values: ratio, error")
     shift = TOL_TARGET if kind == "ratio" else 0.0
