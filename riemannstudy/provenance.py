@@ -121,12 +121,27 @@ def code_sha256(files: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model name as the OS reports it (Linux's /proc/cpuinfo), or None where it is not readable."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return None
+
+
 def device_name(device: torch.device | str) -> str:
-    """The device as stored results name it: the GPU's name, or the CPU with its thread count."""
+    """The device as stored results name it: the GPU's name, or the CPU with its model and thread count (float32
+    results on an Intel and an AMD CPU may differ in their last bits: the model is part of the evidence)."""
     dev = torch.device(device)
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    model = cpu_model()
+    arch = platform.processor() or platform.machine()
+    return f"CPU ({model + ', ' if model else ''}{arch}, {torch.get_num_threads()} threads)"
 
 
 def portable_command(command: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from riemannstudy import evidence as EV
 from riemannstudy import units as U
@@ -240,3 +241,17 @@ def test_a_unit_without_complete_is_complete_and_a_partial_one_says_how_far_it_g
     partial = {"complete": False, "images": {"evaluated": ["a", "b"], "planned": ["a", "b", "c"]}}
     assert U.is_partial(partial)
     assert U.photos_state(partial) == "partial: 2 of 3 photos stored so far"
+
+
+def test_a_cpu_device_is_named_with_its_model_so_intel_and_amd_runs_differ(tmp_path):
+    from riemannstudy import provenance as PV
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu\n")
+    assert PV.cpu_model(info) == "AMD EPYC 7B13"
+    assert PV.cpu_model(tmp_path / "absent") is None
+    (tmp_path / "empty").write_text("processor\t: 0\nmodel name\t:\n")
+    assert PV.cpu_model(tmp_path / "empty") is None
+    name = PV.device_name("cpu")
+    assert name.startswith("CPU (") and name.endswith(f"{torch.get_num_threads()} threads)")
+    assert U._part_variant({"device": name}) == "cpu"  # old units without 'numerics' still read as CPU runs
