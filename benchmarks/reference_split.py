@@ -39,10 +39,8 @@ RULE = "gausslegendre_split"
 def split_nodes(n: int, split: float) -> tuple[np.ndarray, np.ndarray]:
     """Composite Gauss–Legendre on [0, 1]: n // 8 nodes on [0, split], the rest on [split, 1]; weights sum to 1."""
     a = max(1, n // 8)
-    ta, wa = np.polynomial.legendre.leggauss(a)
-    tb, wb = np.polynomial.legendre.leggauss(n - a)
-    nodes = np.concatenate([(ta + 1) / 2 * split, split + (tb + 1) / 2 * (1 - split)])
-    return nodes, np.concatenate([wa / 2 * split, wb / 2 * (1 - split)])
+    (ta, wa), (tb, wb) = (tuple(v.numpy() for v in Q.rule_nodes("gausslegendre", m)) for m in (a, n - a))
+    return np.concatenate([ta * split, split + tb * (1 - split)]), np.concatenate([wa * split, wb * (1 - split)])
 
 
 def main(argv: list[str] | None = None) -> dict:
