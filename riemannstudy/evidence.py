@@ -1074,6 +1074,17 @@ def tolerance_units(folder: str | Path | None = None, variant: str | None = "cpu
     return load_units("tolerance_*.json", folder, variant)
 
 
+def tolerance_unit_per_model(units: list[dict]) -> dict[str, dict]:
+    """{model: its unit with the most photos} (a tie: the first given, 'cpu' in :func:`tolerance_units`' order), models in
+    MODEL_LABELS order: the one unit a model's verdicts rest on (numerics variants are never merged)."""
+    best: dict[str, dict] = {}
+    for u in units:
+        if u["model"] not in best or len(u["images"]["evaluated"]) > len(best[u["model"]]["images"]["evaluated"]):
+            best[u["model"]] = u
+    order = list(MODEL_LABELS)
+    return {m: best[m] for m in sorted(best, key=lambda m: order.index(m) if m in order else len(order))}
+
+
 def tolerance_adaptive(unit: dict, path: str, tol: float) -> dict[str, np.ndarray]:
     """Per photo (stored order) the adaptive run's state at ``tol``: gradients, map_error (vs the reference), estimate,
     completeness, hit_n_max."""
@@ -1229,6 +1240,22 @@ def tolerance_claims(unit: dict, tols: list[float] | None = None, seed: int = 0)
                         "paper_a": None, "paper_b": None, "paper_diff": None, "paper_verdict": None,
                         "verdict": v if n >= MIN_IMAGES else "inconclusive"})
     return out
+
+
+def tolerance_models_markdown(units: dict[str, dict], claims: list[dict]) -> str:
+    """Markdown: per model (its unit from :func:`tolerance_unit_per_model`), path and tol, the photos, the two claims of
+    :func:`tolerance_claims` (estimate [95 % CI] and verdict) side by side."""
+    body = []
+    for model, unit in units.items():
+        for c in (c for c in claims if c["model"] == model and c["kind"] == "ratio"):
+            e = next(e for e in claims if e["model"] == model and e["kind"] == "error" and (e["path"], e["tol"]) == (c["path"], c["tol"]))
+            ci = lambda c_, f: f"{f.format(c_['ours_diff'])} [{f.format(c_['low'])}, {f.format(c_['high'])}]"  # noqa: E731
+            body.append([MODEL_LABELS.get(model, model), f"`{unit['variant']}`, {U.photos_state(unit)}",
+                         PATH_LABELS.get(c["path"], c["path"]), f"{c['tol']:g}", c["n_images"],
+                         ("≥ " if c["censored"] else "") + ci(c, "{:.3g}"), f"**{c['verdict']}**",
+                         ci(e, "{:+.3g}"), f"**{e['verdict']}**"])
+    return table(["model", "unit", "path", "tol", "photos", "linear n for 95 % / median gradients [95 % CI]",
+                  "≥ 4× target", "median map error − tol [95 % CI]", "stopping rule"], body, align="lllrrrlrl")
 
 
 def tolerance_claim_cells(claims: list[dict], kind: str) -> list[dict]:

@@ -148,3 +148,22 @@ def test_variants_side_by_side_on_the_photos_both_hold():
     assert "`cpu` median gradients / map error" in md and "| IG | 0.05 | 7 / 0.0150 | 8 / 0.0175 | 1 | 5.0e-03 |" in md
     with pytest.raises(ValueError, match="one unit per numerics variant"):
         EVD.tolerance_by_variant([cpu, cpu])
+
+
+def test_across_models_each_model_is_judged_on_its_largest_unit():
+    grads = [5] * 6 + [7] * 6
+    lite0_cpu = _unit(grads, [32] * 10 + [64, 64], [16] * 12) | {"model": "efficientnet_lite0", "variant": "cpu"}
+    lite0_gpu = _unit(grads[:4], [32] * 4, [16] * 4) | {"model": "efficientnet_lite0", "variant": "cuda"}
+    lite1 = _unit(grads[:3], [64] * 3, [16] * 3) | {"model": "efficientnet_lite1", "variant": "cuda"}
+    per = EVD.tolerance_unit_per_model([lite1, lite0_gpu, lite0_cpu])
+    assert list(per) == ["efficientnet_lite0", "efficientnet_lite1"]  # MODEL_LABELS order, not the given order
+    assert per["efficientnet_lite0"] is lite0_cpu and per["efficientnet_lite1"] is lite1
+    twin = _unit(grads, [32] * 12, [16] * 12) | {"model": "efficientnet_lite0", "variant": "cuda"}
+    assert EVD.tolerance_unit_per_model([lite0_cpu, twin])["efficientnet_lite0"] is lite0_cpu  # a tie: the first
+    claims = [c for u in per.values() for c in EVD.tolerance_claims(u)]
+    md = EVD.tolerance_models_markdown(per, claims)
+    rows = [line for line in md.splitlines() if line.startswith("| Lite")]
+    assert len(rows) == 2
+    assert rows[0].startswith("| Lite0 | `cpu`, complete | IG | 0.05 | 12 |") and rows[0].count("**holds**") == 2
+    # three photos (below MIN_IMAGES): both claims inconclusive, however far the interval is from the line
+    assert rows[1].startswith("| Lite1 | `cuda`, complete | IG | 0.05 | 3 |") and rows[1].count("**inconclusive**") == 2
