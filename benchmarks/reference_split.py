@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,9 +37,7 @@ RULE = "gausslegendre_split"
 
 def split_nodes(n: int, split: float) -> tuple[np.ndarray, np.ndarray]:
     """Composite Gauss–Legendre on [0, 1]: n // 8 nodes on [0, split], the rest on [split, 1]; weights sum to 1."""
-    a = max(1, n // 8)
-    (ta, wa), (tb, wb) = (tuple(v.numpy() for v in Q.rule_nodes("gausslegendre", m)) for m in (a, n - a))
-    return np.concatenate([ta * split, split + tb * (1 - split)]), np.concatenate([wa * split, wb * (1 - split)])
+    return Q.graded_gausslegendre(n, split)  # the registry's 'gausslegendre_graded' at split 0.85
 
 
 def main(argv: list[str] | None = None) -> dict:

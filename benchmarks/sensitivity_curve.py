@@ -2,9 +2,9 @@
 
 For one photo of a stored Table 1 unit (its target, the softmax probability, black baseline, the unit's path), the
 integrand g(α) = ∇f(γ(α)) ⊙ γ'(α) is evaluated at the k + 1 points α_j = j/k (k = 4096 by default) and at every node
-that a rule with n gradient evaluations uses (riemannstudy.floor.rule_nodes_of_unit: left, right, midpoint, trapezoid,
-Gauss–Legendre and the RiemannOpt recipes at the unit's stored points), in float64 (model.double()) and in float32
-on the CPU, or in float32 on a GPU (--device cuda: strict float32, or --tf32 for cuDNN's and cuBLAS's TF32, PyTorch's
+that a rule with n gradient evaluations uses (riemannstudy.floor.rule_nodes_of_unit: every registered rule taking n,
+left, right, midpoint, trapezoid, Gauss–Legendre plain and graded, and the RiemannOpt recipes at the unit's stored
+points), in float64 (model.double()) and in float32 on the CPU, or in float32 on a GPU (--device cuda: strict float32, or --tf32 for cuDNN's and cuBLAS's TF32, PyTorch's
 default for convolutions; the file then ends in .cuda.json or .cuda_tf32.json, the stored units' variant names).
 Stored per dtype, from one pass over the points (riemannkit.integrate.passes, the engine):
 

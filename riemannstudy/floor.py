@@ -117,7 +117,7 @@ def floor_markdown(rows: list[dict], labels: Mapping[str, str] | None = None, fm
 
 
 def rule_nodes_of_unit(unit: Mapping | None, n: int, path: str = "ig") -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Nodes and weights of each rule with ``n`` gradient evaluations: the five closed rules of riemannkit, and the
+    """Nodes and weights of each rule with ``n`` gradient evaluations: every registered rule that takes n, and the
     RiemannOpt recipes at the points a stored Table 1 unit placed (released: right sum; the paper's bound and the
     √|g'| density: left sums), when ``unit`` holds them for this n."""
     out = {r: tuple(t.numpy() for t in I.rule_nodes(r, n)) for r in Q.rules_taking(n)}  # Simpson: odd n only

@@ -75,11 +75,38 @@ def test_largest_n_is_refused_with_its_cost():
 
 
 def test_rule_names_are_a_live_tuple():
-    assert rk.RULES == ("left", "right", "midpoint", "trapezoid", "simpson", "gausslegendre")
+    assert rk.RULES == ("left", "right", "midpoint", "trapezoid", "simpson", "gausslegendre", "gausslegendre_graded")
     assert rk.integrate.SCHEDULE_RULES == ("left", "right", "midpoint", "trapezoid", "simpson")
     assert rk.RULES + ("schedule",) == (*rk.RULES, "schedule") and "left" in rk.RULES and ", ".join(rk.RULES).startswith("left, ")
     with pytest.raises(ValueError, match="rule='left' is registered already"):
         Q.register_rule("left", Q.rule("left").nodes)
+
+
+@pytest.mark.parametrize("n", [16, 64, 4096, 8192, 32768])
+def test_graded_gausslegendre_is_exact_on_each_panel_and_grades_toward_one(n):
+    a, w = (t.numpy() for t in rk.rule_nodes("gausslegendre_graded", n))
+    head = n // 8
+    assert np.sum(a < Q.GRADED_SPLIT) == head and np.isclose(w.sum(), 1.0, rtol=0, atol=1e-13)
+    for k in range(min(2 * head, 24)):  # exact to degree 2m − 1 on every panel (monomials checked to 23: float64)
+        assert np.isclose(w @ a**k, 1 / (k + 1), rtol=1e-12, atol=0), k
+    # a jump at the split (where BlurIG's head meets its tail) is integrated exactly: the split is a panel end
+    assert np.isclose(w @ (a >= Q.GRADED_SPLIT), 1 - Q.GRADED_SPLIT, rtol=1e-12, atol=0)
+    # past 4096 tail nodes the tail is cut into equal panels, each a Gauss–Legendre rule the registry can compute
+    tail = n - head
+    panels = -(-tail // 4096)
+    ends = np.linspace(Q.GRADED_SPLIT, 1, panels + 1)
+    per_panel = [np.sum((a > lo) & (a < hi)) for lo, hi in zip(ends, ends[1:])]
+    assert sum(per_panel) == tail and max(per_panel) <= 4096 and max(per_panel) - min(per_panel) <= 1
+    assert np.allclose([w[(a > lo) & (a < hi)].sum() for lo, hi in zip(ends, ends[1:])], np.diff(ends), rtol=1e-12, atol=0)
+
+
+def test_graded_gausslegendre_refuses_what_it_cannot_place():
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        rk.rule_nodes("gausslegendre_graded", 1)
+    with pytest.raises(ValueError, match="n=32769 exceeds the largest accepted value 32768 for rule='gausslegendre_graded'"):
+        rk.rule_nodes("gausslegendre_graded", 8 * 4096 + 1)
+    with pytest.raises(ValueError, match=r"split=1\.5 and head_share=0\.125 must lie in \(0, 1\)"):
+        Q.graded_gausslegendre(16, split=1.5)
 
 
 # ------------------------------------------------------------------------------------- a toy rule
@@ -118,7 +145,7 @@ def test_a_toy_rule_registered_in_one_place_works_through_attribute(simpson, sca
 
 
 def test_unknown_rule_lists_the_registered_rules(simpson):
-    with pytest.raises(ValueError, match="unknown rule='boole'; accepted values: left, right, midpoint, trapezoid, simpson, gausslegendre, toysimpson"):
+    with pytest.raises(ValueError, match="unknown rule='boole'; accepted values: left, right, midpoint, trapezoid, simpson, gausslegendre, gausslegendre_graded, toysimpson"):
         rk.rule_nodes("boole", 5)
 
 
