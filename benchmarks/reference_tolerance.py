@@ -3,9 +3,11 @@
 For every photo of the pool (riemannkit.data.pool_names(model)), for each path (IG from black; BlurIG from the
 σ = 50 blur), f the softmax probability of the predicted class:
 
-  reference    Gauss–Legendre with --ref-n nodes (4096 by default); on the first --ref-check-photos photos also with
-               --ref-n / 2: the relative L2 distance of the two maps is the convergence check (for an integrand
-               whose error falls as 1/n it is about the error of the half, twice that of the reference);
+  reference    --ref-n nodes (4096 by default) of the path's reference rule (--ref-rule; by default Gauss–Legendre for
+               IG and Gauss–Legendre graded toward α = 1 for BlurIG, riemannkit.evaluation.REF_RULES: BlurIG's
+               integrand lives at small σ); on the first --ref-check-photos photos also with --ref-n / 2: the relative
+               L2 distance of the two maps is the convergence check (for an integrand whose error falls as 1/n it is
+               about the error of the half, twice that of the reference);
   adaptive     one run of attribute(tol=[0.1, 0.05, 0.01], n=--n0, n_max=--n-max): its state where each tolerance
                stopped (nested: the same run passes through all three): gradients used, estimated map error,
                completeness error, whether n_max stopped it, node positions;
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--first", type=int, help="only the first K photos of the pool, in order (a documented subset)")
     ap.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     ap.add_argument("--tols", nargs="+", type=float, default=list(TOLS))
-    ap.add_argument("--ref-n", type=int, default=4096, help="Gauss–Legendre nodes of the reference map")
+    ap.add_argument("--ref-n", type=int, default=4096, help="nodes of the reference map")
+    ap.add_argument("--ref-rule", nargs="+", metavar="PATH=RULE", default=[],
+                    help=f"the reference's quadrature rule per path (default: {' '.join(f'{p}={r}' for p, r in EV.REF_RULES.items())})")
     ap.add_argument("--ref-check-photos", type=int, default=2, help="photos (the first) also run at --ref-n / 2")
     ap.add_argument("--left-max", type=int, default=1024, help="the nested left rule's largest n (a power of 2)")
     ap.add_argument("--ro-steps", nargs="+", type=int, default=[16, 32, 64, 128, 256])
@@ -99,6 +103,18 @@ def main(argv: list[str] | None = None) -> Path:
         raise SystemExit(f"--left-max must be a power of 2 >= 4, got {args.left_max}")
     if args.ref_n < 2 or args.ref_n % 2:
         raise SystemExit(f"--ref-n must be an even number >= 2, got {args.ref_n}")
+    ref_rule = {p: EV.REF_RULES[p] for p in args.paths}
+    for item in args.ref_rule:
+        p, _, r = item.partition("=")
+        if p not in args.paths or r not in rk.RULES:
+            raise SystemExit(f"--ref-rule {item!r}: accepted PATH=RULE with PATH one of {', '.join(args.paths)} and RULE one "
+                             f"of {', '.join(rk.RULES)}")
+        ref_rule[p] = r
+    for p, r in ref_rule.items():
+        try:
+            rk.rule_nodes(r, args.ref_n)
+        except ValueError as err:
+            raise SystemExit(f"--ref-rule {p}={r} with --ref-n {args.ref_n}: {err}") from None
     state = {**PV.code_state(args.allow_dirty), "code_sha256": PV.code_sha256(CODE_FILES), "code_files": list(CODE_FILES)}
     names = list(args.names or D.pool_names(args.model))
     if args.first is not None:
@@ -115,7 +131,7 @@ def main(argv: list[str] | None = None) -> Path:
     settings = {
         "model": args.model, "source": source, "images": names, "input_size": size, "paths": list(args.paths),
         "path_kwargs": {"blurig": {"max_sigma": rk.paths.BLUR_MAX_SIGMA}}, "output": "prob", "baseline": "black",
-        "tols": sorted(args.tols, reverse=True), "ref_rule": "gausslegendre", "ref_n": args.ref_n,
+        "tols": sorted(args.tols, reverse=True), "ref_rule": ref_rule, "ref_n": args.ref_n,
         "ref_check_photos": args.ref_check_photos, "left_max": args.left_max, "ro_steps": list(args.ro_steps),
         "n0": args.n0, "n_max": args.n_max, "riemannopt": ro_source, "subset": None if args.first is None else
         f"the first {args.first} photos of the pool, in order", "dry_run": bool(args.dry_run),

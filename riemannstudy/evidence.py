@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from riemannkit.evaluation import reference_rule
 from riemannkit.models import MODEL_LABELS
 from riemannkit.paths import PATH_LABELS  # the one label set (order: IG, BlurIG, GIG, …)
 
@@ -1184,6 +1185,13 @@ def tolerance_markdown(rows: list[dict]) -> str:
                   "linear n for 95 % (ratio to median gradients)", "RiemannOpt n for 95 % (ratio)"], body)
 
 
+def tolerance_reference(unit: dict) -> dict[str, str]:
+    """{path: '<rule> <n>'}: the reference each path's errors are measured against (units stored before BlurIG's graded
+    reference name one rule for every path: riemannkit.evaluation.reference_rule)."""
+    s = unit["settings"]
+    return {p: f"{reference_rule(s, p)} {s.get('ref_n', '?')}" for p in s["paths"]}
+
+
 def tolerance_reference_floor(unit: dict, path: str) -> float:
     """A bound on the reference map's own relative error for ``path``: the largest distance of Gauss–Legendre at half the
     reference's nodes from the reference over the checked photos (for an error falling as 1/n^p with p >= 1 the
@@ -1250,12 +1258,14 @@ def tolerance_models_markdown(units: dict[str, dict], claims: list[dict]) -> str
         for c in (c for c in claims if c["model"] == model and c["kind"] == "ratio"):
             e = next(e for e in claims if e["model"] == model and e["kind"] == "error" and (e["path"], e["tol"]) == (c["path"], c["tol"]))
             ci = lambda c_, f: f"{f.format(c_['ours_diff'])} [{f.format(c_['low'])}, {f.format(c_['high'])}]"  # noqa: E731
+            ref = f"{tolerance_reference(unit)[c['path']]} ({e['reference_floor']:.4f})"
             body.append([MODEL_LABELS.get(model, model), f"`{unit['variant']}`, {U.photos_state(unit)}",
-                         PATH_LABELS.get(c["path"], c["path"]), f"{c['tol']:g}", c["n_images"],
+                         PATH_LABELS.get(c["path"], c["path"]), ref, f"{c['tol']:g}", c["n_images"],
                          ("≥ " if c["censored"] else "") + ci(c, "{:.3g}"), f"**{c['verdict']}**",
                          ci(e, "{:+.3g}"), f"**{e['verdict']}**"])
-    return table(["model", "unit", "path", "tol", "photos", "linear n for 95 % / median gradients [95 % CI]",
-                  "≥ 4× target", "median map error − tol [95 % CI]", "stopping rule"], body, align="lllrrrlrl")
+    return table(["model", "unit", "path", "reference (its error bound)", "tol", "photos",
+                  "linear n for 95 % / median gradients [95 % CI]", "≥ 4× target", "median map error − tol [95 % CI]",
+                  "stopping rule"], body, align="llllrrrlrl")
 
 
 def tolerance_claim_cells(claims: list[dict], kind: str) -> list[dict]:
@@ -1276,6 +1286,9 @@ def tolerance_by_variant(units: list[dict]) -> tuple[list[dict], list[str]]:
     per-photo difference between variants of each (how far the study moves with the arithmetic).  Returns (rows, photos)."""
     if len({u["model"] for u in units}) > 1 or len({u["variant"] for u in units}) != len(units):
         raise ValueError("units must be one model's, one unit per numerics variant")
+    refs = {u["variant"]: tolerance_reference(u) for u in units}
+    if len({tuple(sorted(r.items())) for r in refs.values()}) > 1:
+        raise ValueError(f"units measured against different references {refs}: their map errors do not compare")
     photos = [n for n in units[0]["images"]["evaluated"] if all(n in u["images"]["evaluated"] for u in units)]
     rows = []
     for path in units[0]["settings"]["paths"]:

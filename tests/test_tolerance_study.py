@@ -27,7 +27,8 @@ def _unit(grads, left_need, ro_need, errors=None, tols=(0.05,), calibration=()):
                                   "completeness_estimate": 0.0, "hit_n_max": False, "nodes": []} for t in tols},
             "left": fixed(left_need[i]), "riemannopt": fixed(ro_need[i])}}}
     return {"model": "toy", "file": "tolerance_toy.json", "images": {"evaluated": names, "planned": names}, "cells": cells,
-            "settings": {"paths": ["ig"], "tols": list(tols), "riemannopt": {"ig": {"calibration": list(calibration)}}}}
+            "settings": {"paths": ["ig"], "tols": list(tols), "riemannopt": {"ig": {"calibration": list(calibration)}},
+                         "ref_rule": "gausslegendre", "ref_n": 4096}}
 
 
 def test_fixed_n_per_photo_and_for_95_percent():
@@ -164,6 +165,19 @@ def test_across_models_each_model_is_judged_on_its_largest_unit():
     md = EVD.tolerance_models_markdown(per, claims)
     rows = [line for line in md.splitlines() if line.startswith("| Lite")]
     assert len(rows) == 2
-    assert rows[0].startswith("| Lite0 | `cpu`, complete | IG | 0.05 | 12 |") and rows[0].count("**holds**") == 2
+    # each path's reference and the error bound the stopping-rule claim allows for (no photo checked: 0)
+    assert rows[0].startswith("| Lite0 | `cpu`, complete | IG | gausslegendre 4096 (0.0000) | 0.05 | 12 |")
+    assert rows[0].count("**holds**") == 2
     # three photos (below MIN_IMAGES): both claims inconclusive, however far the interval is from the line
-    assert rows[1].startswith("| Lite1 | `cuda`, complete | IG | 0.05 | 3 |") and rows[1].count("**inconclusive**") == 2
+    assert rows[1].startswith("| Lite1 | `cuda`, complete | IG | gausslegendre 4096 (0.0000) | 0.05 | 3 |")
+    assert rows[1].count("**inconclusive**") == 2
+
+
+def test_variants_measured_against_different_references_are_not_set_side_by_side():
+    cpu = _unit([6, 8], [64] * 2, [16] * 2) | {"variant": "cpu"}
+    gpu = _unit([6, 9], [64] * 2, [16] * 2) | {"variant": "cuda"}
+    gpu["settings"] = {**gpu["settings"], "ref_rule": {"ig": "gausslegendre_graded"}}
+    assert EVD.tolerance_reference(cpu) == {"ig": "gausslegendre 4096"}  # a unit naming one rule for every path
+    assert EVD.tolerance_reference(gpu) == {"ig": "gausslegendre_graded 4096"}
+    with pytest.raises(ValueError, match="different references"):
+        EVD.tolerance_by_variant([cpu, gpu])
