@@ -1193,8 +1193,8 @@ def tolerance_reference(unit: dict) -> dict[str, str]:
 
 
 def tolerance_reference_floor(unit: dict, path: str) -> float:
-    """A bound on the reference map's own relative error for ``path``: the largest distance of Gauss–Legendre at half the
-    reference's nodes from the reference over the checked photos (for an error falling as 1/n^p with p >= 1 the
+    """A bound on the reference map's own relative error for ``path``: the largest distance of the reference's rule at
+    half its nodes from the reference over the checked photos (for an error falling as 1/n^p with p >= 1 the
     reference's error is at most that distance); 0 where no photo was checked (the unit's settings say so)."""
     checks = [c["paths"][path]["reference_check"]["map_error"] for c in unit["cells"].values()
               if "reference_check" in c["paths"].get(path, {})]
@@ -1253,11 +1253,13 @@ def tolerance_claims(unit: dict, tols: list[float] | None = None, seed: int = 0)
 def tolerance_models_markdown(units: dict[str, dict], claims: list[dict]) -> str:
     """Markdown: per model (its unit from :func:`tolerance_unit_per_model`), path and tol, the photos, the two claims of
     :func:`tolerance_claims` (estimate [95 % CI] and verdict) side by side."""
+    def ci(c_: dict, f: str) -> str:
+        return f"{f.format(c_['ours_diff'])} [{f.format(c_['low'])}, {f.format(c_['high'])}]"
+
     body = []
     for model, unit in units.items():
         for c in (c for c in claims if c["model"] == model and c["kind"] == "ratio"):
             e = next(e for e in claims if e["model"] == model and e["kind"] == "error" and (e["path"], e["tol"]) == (c["path"], c["tol"]))
-            ci = lambda c_, f: f"{f.format(c_['ours_diff'])} [{f.format(c_['low'])}, {f.format(c_['high'])}]"  # noqa: E731
             ref = f"{tolerance_reference(unit)[c['path']]} ({e['reference_floor']:.4f})"
             body.append([MODEL_LABELS.get(model, model), f"`{unit['variant']}`, {U.photos_state(unit)}",
                          PATH_LABELS.get(c["path"], c["path"]), ref, f"{c['tol']:g}", c["n_images"],
