@@ -1254,6 +1254,8 @@ def tolerance_models_markdown(units: dict[str, dict], claims: list[dict]) -> str
     """Markdown: per model (its unit from :func:`tolerance_unit_per_model`), path and tol, the photos, the two claims of
     :func:`tolerance_claims` (estimate [95 % CI] and verdict) side by side."""
     def ci(c_: dict, f: str) -> str:
+        if not np.isfinite([c_["low"], c_["high"]]).all():  # one photo: no interval
+            return f"{f.format(c_['ours_diff'])} (no CI from {c_['n_images']} photo)"
         return f"{f.format(c_['ours_diff'])} [{f.format(c_['low'])}, {f.format(c_['high'])}]"
 
     body = []

@@ -171,6 +171,9 @@ def test_across_models_each_model_is_judged_on_its_largest_unit():
     # three photos (below MIN_IMAGES): both claims inconclusive, however far the interval is from the line
     assert rows[1].startswith("| Lite1 | `cuda`, complete | IG | gausslegendre 4096 (0.0000) | 0.05 | 3 |")
     assert rows[1].count("**inconclusive**") == 2
+    one = {"efficientnet_lite2": _unit([6], [64], [16]) | {"model": "efficientnet_lite2", "variant": "cpu"}}
+    md = EVD.tolerance_models_markdown(one, EVD.tolerance_claims(one["efficientnet_lite2"]))
+    assert "10.7 (no CI from 1 photo)" in md and "inf" not in md  # a run just begun: an estimate, no interval
 
 
 def test_variants_measured_against_different_references_are_not_set_side_by_side():
