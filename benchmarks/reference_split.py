@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", help="JSON file for the record (with provenance)")
+    ap.add_argument("--overwrite", action="store_true", help="replace --out if it exists (stored runs are evidence)")
     ap.add_argument("--dry-run", action="store_true", help="shipped chelsea at 64 px, n = 16")
     args = ap.parse_args(argv)
     command = "python benchmarks/reference_split.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -57,8 +58,11 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--n must be an even number >= 16, got {args.n}")
     if not 0 < args.split < 1:
         raise SystemExit(f"--split must lie in (0, 1), got {args.split}")
+    if args.out:
+        PV.refuse_overwrite(Path(args.out), args.overwrite)  # before the hours of compute, not after
     dev = MO.resolve_device(args.device)
     U.set_numerics(dev, False)
+    prov = PV.provenance(command, dev)
     net, size, _ = MO.load_model(args.model, dev)
     source, n = ("shipped", 16) if args.dry_run else ("pool", args.n)
     size = 64 if args.dry_run else size
@@ -85,8 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{args.photo} {args.path}: composite check (n/2 vs n = {n}): map {rec['check']['map_error']:.4f}, "
           f"completeness of n {rec['completeness']:.2e}")
     if args.out:
-        rec["provenance"] = PV.provenance(command, dev)
-        U.write_json_atomic(args.out, rec)
+        PV.save_json(args.out, {**rec, "provenance": prov}, overwrite=args.overwrite)
         print("wrote", args.out)
     return rec
 

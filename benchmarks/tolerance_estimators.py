@@ -26,7 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from riemannstudy import provenance as PV, units as U  # noqa: E402
+from riemannstudy import provenance as PV  # noqa: E402
 from riemannkit import data as D  # noqa: E402
 from riemannkit import integrate as I  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
@@ -118,9 +118,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--out", help="JSON file (default: print only)")
+    ap.add_argument("--overwrite", action="store_true", help="replace --out if it exists (stored runs are evidence)")
     args = ap.parse_args(argv)
     command = "python benchmarks/tolerance_estimators.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.out:
+        PV.refuse_overwrite(Path(args.out), args.overwrite)  # before the compute, not after
     dev = MO.resolve_device(args.device)
+    prov = PV.provenance(command, dev)
     net, size, _ = MO.load_model(args.model, dev)
     x, _ = D.load_images("pool", size=size, names=[args.photo])
     g, f = grid_integrand(net, x.to(dev), args.path, args.grid, args.batch_size)
@@ -152,8 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"| {estimate} | {t} | {v['nodes']}{' (grid limit)' if v['grid_limit'] else ''} | {v['error']:.4f} | "
                   f"{v['estimate']:.4f} | {v['completeness']:.4f} |")
     if args.out:
-        rec["provenance"] = PV.provenance(command, dev)
-        U.write_json_atomic(args.out, rec)
+        PV.save_json(args.out, {**rec, "provenance": prov}, overwrite=args.overwrite)
         print("wrote", args.out)
     return rec
 

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .units import commit_words, numerics
+from .units import commit_words, numerics, write_json_atomic
 
 
 # ------------------------------------------------------------------------------- results and provenance
@@ -197,7 +197,7 @@ def record_provenance_line(rec: dict, file: str) -> str:
 
 
 def save_json(file: str | Path, record: dict, overwrite: bool = False) -> Path:
-    """Write ``record`` as indented JSON (numpy values converted), creating folders; never replaces a file unless ``overwrite``.
+    """Write ``record`` as indented JSON (numpy values converted; atomically), creating folders; never replaces a file unless ``overwrite``.
     A record whose provenance came from :func:`provenance` gets its ``wall_s`` (seconds since then) if it has none."""
     def convert(o):
         if isinstance(o, (np.floating, np.integer)):
@@ -211,9 +211,7 @@ def save_json(file: str | Path, record: dict, overwrite: bool = False) -> Path:
     prov = record.get("provenance") if isinstance(record, dict) else None
     if isinstance(prov, dict) and "started_unix" in prov and "wall_s" not in record:
         record = {**record, "wall_s": round(time.time() - prov["started_unix"], 1)}
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(record, indent=1, default=convert))
-    return p
+    return write_json_atomic(p, record, default=convert)  # a reader (or a kill) never meets a torn file
 
 
 def refuse_overwrite(file: Path, overwrite: bool) -> None:

@@ -38,3 +38,12 @@ def test_dry_run_stores_the_check_with_provenance(tmp_path):
     assert rs.RULE not in Q.RULES  # the rule is registered for the run only
     with pytest.raises(SystemExit, match="--split"):
         rs.main(["--dry-run", "--split", "1.5"])
+
+
+def test_an_existing_record_is_refused_before_any_compute(tmp_path):
+    out = tmp_path / "split.json"
+    out.write_text("{}")
+    for name in ("reference_split", "tolerance_estimators"):
+        with pytest.raises(FileExistsError, match="overwrite"):
+            load_benchmark(name).main(["--out", str(out), "--device", "cpu"])
+    assert out.read_text() == "{}"
