@@ -6,7 +6,6 @@ Study layer: computes no attribution.  Imports torch, numpy and :mod:`riemannstu
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import shlex
