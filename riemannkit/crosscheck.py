@@ -498,7 +498,8 @@ def check_pair_pic(
                 return p.double().cpu().tolist()
 
             try:
-                with numpy2_shims():
+                # PAIR interpolates with griddata per channel: one BLAS thread, as in ours (M.one_blas_thread)
+                with numpy2_shims(), M.one_blas_thread():
                     r = pair_pic.compute_pic_metric(u8[i], ranking[i], masks[i].cpu().numpy(), pred, list(thresholds),
                                                     min_pred_value=min_pred_value, num_data_points=1000)
             except pair_pic.ComputePicMetricError:

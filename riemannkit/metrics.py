@@ -315,8 +315,9 @@ def prefetch_webp_bytes(x: torch.Tensor) -> None:
     C.prefetch(_webp_arrays(x))
 
 
-def _one_blas_thread():
-    """Context limiting BLAS to one thread (threadpoolctl if installed; otherwise a no-op)."""
+def one_blas_thread():
+    """Context limiting BLAS to one thread (threadpoolctl if installed; otherwise a no-op): Delaunay interpolation's
+    tiny per-simplex LAPACK calls spin-wait in a threaded OpenBLAS, for minutes when another process holds a core."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -340,7 +341,7 @@ def _interpolate_known(img: np.ndarray, known: np.ndarray) -> np.ndarray:
     # One triangulation for all channels (the reference calls griddata, which triangulates, per
     # channel).  Its per-simplex transforms are tiny LAPACK calls whose BLAS threading overhead
     # dominates with several threads (seconds per 224² image), so run them on one.
-    with _one_blas_thread():
+    with one_blas_thread():
         filled = LinearNDInterpolator(grid[k], img[k], fill_value=np.nan)(grid[~k])
     out[~k] = np.where(np.isnan(filled), np.broadcast_to(img.mean(0, keepdims=True), filled.shape), filled)
     # The reference stores into float32 before rounding: values within float32 eps of k + ½ round as there.

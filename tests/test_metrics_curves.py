@@ -369,7 +369,7 @@ def test_interpolated_bokeh_matches_pair():
     x = torch.rand(2, 3, 24, 20, generator=_gen(30))
     known = torch.rand(2, 24, 20, generator=_gen(31)) < 0.1
     ours = M._interpolate_images(torch.round(x * 255) / 255, known)
-    with M._one_blas_thread():  # griddata's tiny LAPACK calls are slow with a multi-threaded BLAS
+    with M.one_blas_thread():  # griddata's tiny LAPACK calls are slow with a multi-threaded BLAS
         u8 = np.round(x.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
         refs = [_pair_create_blurred_image(u8[i], known[i].numpy()) for i in range(2)]
     # Exact: both sides run scipy's Delaunay triangulation and barycentric weights on the same points
