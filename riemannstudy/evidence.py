@@ -1250,7 +1250,7 @@ def tolerance_claims(unit: dict, tols: list[float] | None = None, seed: int = 0)
     return out
 
 
-def tolerance_models_units_markdown(units: dict[str, dict], claims: list[dict]) -> str:
+def tolerance_models_units_markdown(units: dict[str, dict]) -> str:
     """Markdown: per model (its unit from :func:`tolerance_unit_per_model`) and path, the unit's state and the reference
     its map errors are measured against, with the reference's own error bound (:func:`tolerance_reference_floor`) that
     the stopping-rule claim allows for; :func:`tolerance_models_markdown` holds the claims (two tables: one is wider
@@ -1259,10 +1259,8 @@ def tolerance_models_units_markdown(units: dict[str, dict], claims: list[dict]) 
     for model, unit in units.items():
         refs = tolerance_reference(unit)
         for path in unit["settings"]["paths"]:
-            floor = next((e["reference_floor"] for e in claims if e["model"] == model and e["kind"] == "error"
-                          and e["path"] == path), tolerance_reference_floor(unit, path))
             body.append([MODEL_LABELS.get(model, model), f"`{unit['variant']}`, {U.photos_state(unit)}",
-                         PATH_LABELS.get(path, path), refs[path], f"{floor:.4f}"])
+                         PATH_LABELS.get(path, path), refs[path], f"{tolerance_reference_floor(unit, path):.4f}"])
     return table(["model", "unit", "path", "reference", "its error bound"], body, align="lllll")
 
 
