@@ -53,7 +53,7 @@ SCORED = ["insertion_prob", "insertion_ratio", "deletion", "sic_webp", "aic_webp
 DRY_RUN = {"names": ["chelsea", "coffee"], "steps": 4}
 SCHEMA = 1
 # The files whose code shapes this run's numbers: a partial unit resumes only when they are unchanged at HEAD.
-CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "paths", "blur", "idgi", "evaluation", "metrics", "models",
+CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "paths", "blur", "idgi", "evaluation", "scoring", "metrics", "models",
                                                    "data", "pool", "validate", "compression")) + ("benchmarks/reference_idgi.py",)
 
 

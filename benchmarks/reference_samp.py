@@ -36,7 +36,7 @@ METHODS = ["ig", "blurig", "guidedig", "samp", "samp+idgi"]
 SCORED = ["deletion", "insertion_prob"]
 DRY_RUN = {"names": ["chelsea"], "steps": 4}
 SCHEMA = 1
-CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "paths", "blur", "idgi", "evaluation", "metrics", "models",
+CODE_FILES = tuple(f"riemannkit/{m}.py" for m in ("integrate", "paths", "blur", "idgi", "evaluation", "scoring", "metrics", "models",
                                                    "data", "pool", "validate")) + ("benchmarks/reference_samp.py",)
 
 

@@ -11,7 +11,6 @@ completeness; :func:`step_sweep` repeats both over step counts and schedules.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Mapping, Sequence
 
 import torch
@@ -21,6 +20,7 @@ from . import integrate as I
 from . import metrics as M
 from . import paths as P
 from . import idgi as ID
+from . import scoring as S
 from . import validate as V
 
 METHODS = ("ig", "ig+idgi", "blurig", "blurig+idgi", "guidedig", "guidedig+idgi", "samp", "samp+idgi")
@@ -34,13 +34,10 @@ LABELS = {
 }
 # The study's Guided IG: fraction 0.5, max_dist 1.0 in raw [0, 1] pixel space (PAIR: 0.25, 0.02).
 STUDY_PATH_KWARGS = {"guidedig": {"fraction": 0.5, "max_dist": 1.0}}
-METRICS = (
-    "insertion_prob", "insertion_ratio", "deletion", "sic_webp", "aic_webp", "sic_msssim", "aic_msssim",
-    "completeness",
-)
-# Higher is better for every metric except deletion and the completeness error.
-LOWER_IS_BETTER = ("deletion", "completeness")
-# The tables' labels of these metrics: riemannstudy.tables.METRIC_LABELS (the study layer).
+# The metrics and their direction live in the one registry, riemannkit.scoring (read live: a metric registered there
+# shows here too); the tables' labels are scoring.METRIC_LABELS.
+METRICS = S.METRICS
+LOWER_IS_BETTER = S.LOWER_IS_BETTER
 
 
 def parse_method(method: str) -> tuple[str, bool]:
@@ -160,87 +157,6 @@ def _map_of(m) -> torch.Tensor:
     return m.attr if isinstance(m, I.Attribution) else torch.as_tensor(m)
 
 
-def _score(value: float, per_image, n_valid: int, curve=None, per_image_curves=None) -> dict:
-    rec = {"value": float(value), "per_image": [float(v) for v in per_image], "n_valid": int(n_valid)}
-    if curve is not None:
-        rec["curve"] = [float(v) for v in curve]
-    if per_image_curves is not None:
-        rec["per_image_curves"] = per_image_curves.tolist()
-    return rec
-
-
-def _score_group(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor, names: list[str], sal: list[torch.Tensor],
-    metrics: list[str], table: dict, steps: int, insertion_start: str, reduce: str, thresholds, pic_start: dict,
-    min_pred_value: float, seed: int, batch_size: int, per_image_curves: bool = False,
-) -> None:
-    """Score the maps ``sal`` of methods ``names`` in one batch of len(names)·B images per metric, into ``table``."""
-    k, b = len(names), x.shape[0]
-    sal_all = torch.cat(sal)
-    x_all = x.repeat(k, 1, 1, 1)
-    t_all = target.repeat(k)
-
-    def split(v: torch.Tensor) -> list[torch.Tensor]:
-        return list(v.reshape(k, b, *v.shape[1:]))
-
-    def record(a: torch.Tensor, cc: torch.Tensor, value=None) -> dict:
-        return _score(a.mean() if value is None else value, a, b, cc.mean(0), cc if per_image_curves else None)
-
-    if any(m.startswith("insertion") for m in metrics):
-        curve, auc = M.insertion_deletion(model, x_all, sal_all, insertion_start, t_all, "insertion", steps, "prob", batch_size, reduce)
-        full = curve[:, -1]
-        if "insertion_ratio" in metrics and (full == 0).any():
-            raise ValueError("p(target | x) is 0 for some image: the probability ratio is undefined")
-        # The ratio curve p / p(x) is linear in p: its trapezoid AUC is the probability AUC / p(x).
-        variants = {"insertion_prob": (curve, auc)}
-        if "insertion_ratio" in metrics:
-            variants["insertion_ratio"] = (curve / full.unsqueeze(1), auc / full)
-        for metric, (c, a_all) in variants.items():
-            if metric in metrics:
-                for name, a, cc in zip(names, split(a_all), split(c)):
-                    table[name][metric] = record(a, cc)
-    if "deletion" in metrics:
-        curve, auc = M.insertion_deletion(model, x_all, sal_all, None, t_all, "deletion", steps, "prob", batch_size, reduce)
-        for name, a, cc in zip(names, split(auc), split(curve)):
-            table[name]["deletion"] = record(a, cc)
-    # PIC: the information axes that share a start score the same bokeh images, one forward pass per image for both.
-    by_start: dict[str, list[str]] = {}
-    for info in M.PIC_INFORMATION:
-        if any(f"{kind}_{info}" in metrics for kind in ("sic", "aic")):
-            by_start.setdefault(pic_start[info], []).append(info)
-    for start, infos in by_start.items():
-        if start == "random_mask":
-            # One call per method, so that every method's image i gets the same random mask.
-            parts = [M.pic_curves_axes(model, x, s, target, infos, thresholds=thresholds, start=start, reduce=reduce, seed=seed,
-                                       min_pred_value=min_pred_value, batch_size=batch_size) for s in sal]
-        else:
-            # The blurred start computed once per image, so that every method's copy of it is the same tensor.
-            s_img = M.pic_blur_start(x).repeat(k, 1, 1, 1)
-            axes = M.pic_curves_axes(model, x_all, sal_all, t_all, infos, thresholds=thresholds, start=s_img, reduce=reduce,
-                                     min_pred_value=min_pred_value, batch_size=batch_size)
-            parts = [
-                {info: M.PICCurves(*(r._replace(curve_y=r.curve_y[i * b : (i + 1) * b], auc=r.auc[i * b : (i + 1) * b],
-                                                valid=r.valid[i * b : (i + 1) * b], reason=r.reason[i * b : (i + 1) * b],
-                                                info=r.info[i * b : (i + 1) * b], score=r.score[i * b : (i + 1) * b])
-                                     for r in pic))
-                 for info, pic in axes.items()}
-                for i in range(k)
-            ]
-        for info in infos:
-            for kind in ("sic", "aic"):
-                if f"{kind}_{info}" not in metrics:
-                    continue
-                for name, part in zip(names, parts):
-                    res = getattr(part[info], kind)
-                    n_valid = int(res.valid.sum())
-                    curve, value = M.aggregate_pic(res) if n_valid else (None, math.nan)
-                    table[name][f"{kind}_{info}"] = _score(value, res.auc, n_valid, curve)
-                    # The raw points rebuild the curves (metrics.pic_from_points): runs stored image by image aggregate
-                    # over images (SIC's median curve) exactly as one batch would.
-                    table[name][f"{kind}_{info}"]["points"] = {
-                        "info": res.info.tolist(), "score": res.score.tolist(), "valid": res.valid.tolist(), "reason": list(res.reason)}
-
-
 @V.evaluates_model
 def metric_table(
     model: nn.Module,
@@ -275,10 +191,7 @@ def metric_table(
     """
     if not isinstance(maps, Mapping) or len(maps) == 0:
         raise ValueError("maps must be a non-empty dict {method: Attribution or (B, C, H, W) tensor}")
-    metrics = list(metrics)
-    bad = [m for m in metrics if m not in METRICS]
-    if bad or not metrics:
-        raise ValueError(f"unknown metrics {bad or metrics!r}; accepted values: {', '.join(METRICS)}")
+    metrics = S.check_metrics(metrics)
     if insertion_start not in M.INSERTION_STARTS:
         raise ValueError(f"unknown insertion_start={insertion_start!r}; accepted values: {', '.join(M.INSERTION_STARTS)}")
     if reduce not in M.REDUCES:
@@ -301,20 +214,19 @@ def metric_table(
         if s.shape[0] != b:
             raise ValueError(f"maps[{name!r}] has {s.shape[0]} maps for {b} images")
         sal.append(s)
-        if "completeness" in metrics and not isinstance(maps[name], I.Attribution):
-            raise ValueError(f"metric 'completeness' needs an Attribution (with f(x) and f(x')) for maps[{name!r}], got a tensor")
+        for needs in S.needs_attribution(metrics):
+            if not isinstance(maps[name], I.Attribution):
+                raise ValueError(f"metric {needs!r} needs an Attribution (with f(x) and f(x')) for maps[{name!r}], got a tensor")
     max_pairs = V.check_count(max_pairs, "max_pairs")
-    table: dict[str, dict[str, dict]] = {name: {} for name in names}
+    options = S.Options(steps, insertion_start, reduce, thresholds, tuple(starts.items()), min_pred_value, seed, batch_size,
+                        per_image_curves)
+    table: dict[str, dict[str, dict]] = {}
     # (method, image) pairs are scored together, method-major, at most ``max_pairs`` per call.
     group = max(1, max(b, max_pairs) // b)
     for g0 in range(0, len(names), group):
-        _score_group(model, x, target, names[g0 : g0 + group], sal[g0 : g0 + group], metrics, table, steps,
-                     insertion_start, reduce, thresholds, starts, min_pred_value, seed, batch_size, per_image_curves)
-    if "completeness" in metrics:
-        for name in names:
-            m = maps[name]
-            err = M.completeness_error(m.attr, m.f_input, m.f_baseline)
-            table[name]["completeness"] = _score(err.mean(), err, b)
+        part = slice(g0, g0 + group)
+        batch = S.Batch(model, x, target, names[part], [maps[n] for n in names[part]], sal[part], options)
+        table.update(S.score_batch(batch, metrics))
     return table
 
 
@@ -344,8 +256,7 @@ def step_sweep(
         table = metric_table(model, x, m, scored, target, batch_size=batch_size, **metric_kwargs) if scored else {k: {} for k in m}
         for name, row in table.items():
             if "completeness" in metrics and not parse_method(name)[1]:
-                err = M.completeness_error(m[name].attr, m[name].f_input, m[name].f_baseline)
-                row["completeness"] = _score(err.mean(), err, len(err))
+                row["completeness"] = S.completeness_record(m[name])
         out[n] = table
     return out
 

@@ -15,7 +15,7 @@ its midpoint) are also what ``attribute(..., tol=...)`` bisects one by one (:mod
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -56,46 +56,8 @@ class Rule(NamedTuple):
 _RULES: dict[str, Rule] = {}
 
 
-class RuleNames(Sequence):
-    """The registered rule names (all, or those that take a schedule), read live from the registry, so a rule
-    registered later shows here too; behaves as the tuple of names (``in``, ``+``, ``==``, ``join``)."""
-
-    def __init__(self, schedule_only: bool = False):
-        self._schedule_only = schedule_only
-
-    def _names(self) -> tuple[str, ...]:
-        return tuple(k for k, r in _RULES.items() if r.takes_schedule or not self._schedule_only)
-
-    def __getitem__(self, i):
-        return self._names()[i]
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __contains__(self, name) -> bool:
-        return name in self._names()
-
-    def __add__(self, other) -> tuple:
-        return self._names() + tuple(other)
-
-    def __radd__(self, other) -> tuple:
-        return tuple(other) + self._names()
-
-    def __eq__(self, other) -> bool:
-        return self._names() == tuple(other) if isinstance(other, (tuple, list, RuleNames)) else NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._names())
-
-    def __repr__(self) -> str:
-        return repr(self._names())
-
-
-RULES = RuleNames()  # every rule: 'left', 'right', 'midpoint', 'trapezoid', 'simpson', 'gausslegendre', and any registered later
-SCHEDULE_RULES = RuleNames(schedule_only=True)  # the rules that take a schedule (alphas)
+RULES = V.LiveNames(lambda: tuple(_RULES))  # every rule: 'left', 'right', 'midpoint', 'trapezoid', 'simpson', 'gausslegendre', and any registered later
+SCHEDULE_RULES = V.LiveNames(lambda: tuple(k for k, r in _RULES.items() if r.takes_schedule))  # the rules that take a schedule (alphas)
 
 
 def register_rule(

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import inspect
 import operator
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,41 @@ from torch import nn
 
 # Values this far outside [0, 1] still count as in range: resizing and blurs in float32 round at ~1e-7.
 RANGE_SLACK = 1e-5
+
+
+class LiveNames(Sequence):
+    """The names of a registry, read live from it on every use (a name registered later shows too); behaves as
+    the tuple of names (``in``, ``+``, ``==``, ``join``): what error messages list as the accepted values."""
+
+    def __init__(self, names: Callable[[], tuple[str, ...]]):
+        self._names = names
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, name) -> bool:
+        return name in self._names()
+
+    def __add__(self, other) -> tuple:
+        return self._names() + tuple(other)
+
+    def __radd__(self, other) -> tuple:
+        return tuple(other) + self._names()
+
+    def __eq__(self, other) -> bool:
+        return self._names() == tuple(other) if isinstance(other, (tuple, list, LiveNames)) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
 
 
 def check_images(x, name: str = "x") -> torch.Tensor:

@@ -21,6 +21,7 @@ import numpy as np
 from riemannkit.evaluation import reference_rule
 from riemannkit.models import MODEL_LABELS
 from riemannkit.paths import PATH_LABELS  # the one label set (order: IG, BlurIG, GIG, …)
+from riemannkit import scoring as S
 
 from . import stats as ST
 from . import units as U
@@ -265,7 +266,13 @@ def beside_markdown(ours: dict[str, dict[str, float]], paper: dict[str, dict[str
 
 
 # ------------------------------------------------------------------ the IDGI study's reference units (Tables 1–3, 5)
-IDGI_HIGHER = ("insertion_prob", "insertion_ratio", "sic_webp", "aic_webp", "sic_msssim", "aic_msssim", "neg_log_mse")
+# Which direction is better: the registry's (riemannkit.scoring) for a score, these for Table 5's stability quantities.
+JPEG_BETTER = {"mse": "lower", "neg_log_mse": "higher", "relative": "lower"}
+
+
+def idgi_better(metric: str) -> str:
+    """'higher' or 'lower': the better direction of a score or of a Table 5 quantity of a reference_idgi unit."""
+    return JPEG_BETTER[metric] if metric in JPEG_BETTER else S.better(metric)
 
 
 def idgi_per_image(unit: dict, method: str, metric: str) -> np.ndarray:
@@ -365,7 +372,7 @@ def idgi_claims(units: list[dict], metrics: list[str], seed: int = 0, study: dic
                 keep = np.isfinite(a) & np.isfinite(b)
                 if keep.sum() < 2:
                     continue
-                better = "higher" if metric in IDGI_HIGHER else "lower"
+                better = idgi_better(metric)
                 out.append(claim(f"{PATH_LABELS[base]} + IDGI scores {better} (better) than {PATH_LABELS[base]} on {metric}",
                                  a[keep], b[keep], better, *_study_pair(study, metric, base), seed=seed,
                                  model=u["model"], path=base, metric=metric))
@@ -583,7 +590,7 @@ def insertion_table1_agreement(unit: dict, table1_units: list[dict]) -> dict[str
 
 # ------------------------------------------------------------------ SAMP over the pool (reference_samp units)
 SAMP_BASES = ("ig", "blurig", "guidedig")
-SAMP_METRICS = {"deletion": "lower", "insertion_prob": "higher"}
+SAMP_METRICS = ("deletion", "insertion_prob")
 
 
 def samp_claims(unit: dict, seed: int = 0) -> list[dict]:
@@ -592,7 +599,8 @@ def samp_claims(unit: dict, seed: int = 0) -> list[dict]:
     names = unit["images"]["evaluated"]
     out = []
     for base in SAMP_BASES:
-        for metric, direction in SAMP_METRICS.items():
+        for metric in SAMP_METRICS:
+            direction = S.better(metric)
             a = [unit["cells"][n]["scores"]["samp"][metric] for n in names]
             b = [unit["cells"][n]["scores"][base][metric] for n in names]
             if len(a) >= 2:

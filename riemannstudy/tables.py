@@ -12,13 +12,12 @@ from typing import Mapping, Sequence
 import torch
 
 from riemannkit import evaluation as EV
+from riemannkit import scoring as S
 
 
 # ------------------------------------------------------------------------- the IDGI study's metrics and sweeps
-# How the book's tables and figures name the metrics of riemannkit.evaluation.METRICS.
-METRIC_LABELS = {"insertion_prob": "insertion (p)", "insertion_ratio": "insertion (p/p(x))", "deletion": "deletion",
-                 "sic_webp": "SIC, WebP", "aic_webp": "AIC, WebP", "sic_msssim": "SIC, MS-SSIM", "aic_msssim": "AIC, MS-SSIM",
-                 "completeness": "completeness error"}
+# How the book's tables and figures name the metrics: each metric's label in the one registry, riemannkit.scoring.
+METRIC_LABELS = S.METRIC_LABELS
 
 
 def sweep_values(sweep: Mapping[int, Mapping[str, Mapping[str, dict]]], metric: str) -> dict[str, dict[int, float]]:
