@@ -434,4 +434,4 @@ def manifold_breaks(decoder=None, knots: torch.Tensor | None = None, baseline=No
     return [i / (t - 1) for i in range(1, t - 1)]
 
 
-P.register_path("manifold", manifold_path, MANIFOLD_KWARGS, bind=bind_manifold_path, breaks=manifold_breaks)
+P.register_path("manifold", manifold_path, MANIFOLD_KWARGS, bind=bind_manifold_path, breaks=manifold_breaks, label="MIG")

@@ -15,10 +15,11 @@ import torch
 from .blur import gaussian_blur
 from . import validate as V
 
-# Filled by register_path (bottom of this module; riemannkit.manifold adds "manifold").
-PATH_NAMES: tuple[str, ...] = ()
-# Each path's short name in the book's tables, figures and claims (riemannkit.evaluation.LABELS adds '+IDGI').
-PATH_LABELS = {"ig": "IG", "blurig": "BlurIG", "guidedig": "GIG", "samp": "SAMP", "manifold": "MIG"}
+# Each registered path's short name in the book's tables, figures and claims (riemannkit.evaluation.LABELS adds
+# '+IDGI'), in registration order: filled by register_path (bottom of this module; riemannkit.manifold adds "manifold").
+PATH_LABELS: dict[str, str] = {}
+# The registered path names, read live from the registry (order: IG, BlurIG, GIG, SAMP, MIG, then any registered later).
+PATH_NAMES = V.LiveNames(lambda: tuple(PATH_LABELS))
 
 # PAIR-code/saliency defaults (core/blur_ig.py and core/guided_ig.py).
 BLUR_MAX_SIGMA = 50.0
@@ -137,19 +138,26 @@ CLOSED_FORM_PATHS: dict[str, ClosedFormPath] = {}
 
 def register_path(
     name: str, fn: Callable, kwargs: tuple[str, ...], step_df: Callable | None = None, bind: Callable | None = None,
-    ends: Callable | None = None, breaks: Callable | None = None,
+    ends: Callable | None = None, breaks: Callable | None = None, label: str | None = None,
 ) -> None:
     """Register path ``name``: closed-form when ``step_df`` is None (``bind`` and ``breaks`` optional, see
-    :class:`ClosedFormPath`), else adaptive (``ends`` optional, see :class:`AdaptivePath`)."""
-    global PATH_NAMES
+    :class:`ClosedFormPath`), else adaptive (``ends`` optional, see :class:`AdaptivePath`); ``label``: its short
+    name in tables and figures (:data:`PATH_LABELS`; default the name)."""
     key = str(name).lower()
-    if key in CLOSED_FORM_PATHS or key in ADAPTIVE_PATHS:
+    if key in PATH_LABELS:
         raise ValueError(f"path={name!r} is registered already")
     if step_df is None:
         CLOSED_FORM_PATHS[key] = ClosedFormPath(fn, tuple(kwargs), bind, breaks)
     else:
         ADAPTIVE_PATHS[key] = AdaptivePath(fn, tuple(kwargs), step_df, ends)
-    PATH_NAMES = tuple(dict.fromkeys([*PATH_NAMES, key]))
+    PATH_LABELS[key] = key if label is None else str(label)
+
+
+def unregister_path(name: str) -> None:
+    """Remove a registered path (tests that register a toy path clean up with this)."""
+    key = str(name).lower()
+    for registry in (CLOSED_FORM_PATHS, ADAPTIVE_PATHS, PATH_LABELS):
+        registry.pop(key, None)
 
 
 class ResolvedPath(NamedTuple):
@@ -456,10 +464,10 @@ class AdaptivePath(NamedTuple):
 
 ADAPTIVE_PATHS: dict[str, AdaptivePath] = {}
 
-register_path("ig", straight_line, ("baseline",), bind=bind_straight_line)
-register_path("blurig", blur, ("max_sigma",), bind=bind_blur)
-register_path("guidedig", guided_ig, ("baseline", "fraction", "max_dist"), step_df=_guided_step_df, ends=_guided_ends)
-register_path("samp", samp, ("baseline", "direction", "momentum", "fraction"), step_df=_samp_step_df, ends=_samp_ends)
+register_path("ig", straight_line, ("baseline",), bind=bind_straight_line, label="IG")
+register_path("blurig", blur, ("max_sigma",), bind=bind_blur, label="BlurIG")
+register_path("guidedig", guided_ig, ("baseline", "fraction", "max_dist"), step_df=_guided_step_df, ends=_guided_ends, label="GIG")
+register_path("samp", samp, ("baseline", "direction", "momentum", "fraction"), step_df=_samp_step_df, ends=_samp_ends, label="SAMP")
 
 
 def adaptive_path(path: str, kwargs: dict) -> AdaptivePath:

@@ -36,6 +36,35 @@ def test_path_names():
         P.path_function("guidedig")
 
 
+def test_a_path_registered_in_one_call_is_accepted_labelled_and_integrated():
+    """A toy closed-form path, γ(α) = α²·x (velocity 2α·x), from one register_path call: the names, the labels and
+    attribute know it; on the linear model f = Σ w ⊙ x its integral is w ⊙ x exactly (Gauss–Legendre, 2 nodes)."""
+    from riemannkit import evaluation as EV
+
+    def square(x: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = alphas.to(x).view(-1, *([1] * x.ndim))  # (A, B, C, H, W) points and velocities
+        return a**2 * x.unsqueeze(0), 2 * a * x.unsqueeze(0)
+
+    P.register_path("toy_square", square, (), label="Toy²")
+    try:
+        assert rk.PATH_NAMES[-1] == "toy_square" and P.PATH_LABELS["toy_square"] == "Toy²"
+        assert P.check_path_name("Toy_Square") == "toy_square"
+        w = torch.arange(12, dtype=torch.float32).view(1, 3, 2, 2) / 10
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2, bias=False))
+        with torch.no_grad():
+            model[1].weight.copy_(torch.stack([w.flatten(), -w.flatten()]))
+        x = torch.rand(2, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+        res = rk.attribute(model, x, path="toy_square", n=2, rule="gausslegendre", target=0, output="logit")
+        torch.testing.assert_close(res.attr, w * x, rtol=1e-6, atol=1e-7)
+        with pytest.raises(ValueError, match="path='toy_square' is registered already"):
+            P.register_path("toy_square", lambda x, a: (x, x), ())
+    finally:
+        P.unregister_path("toy_square")
+    assert "toy_square" not in rk.PATH_NAMES and "toy_square" not in P.PATH_LABELS
+    with pytest.raises(ValueError, match="accepted values: ig, blurig, guidedig, samp, manifold"):
+        P.check_path_name("toy_square")
+
+
 # ---------------------------------------------------------------- straight line
 
 
