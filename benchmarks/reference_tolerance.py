@@ -46,7 +46,6 @@ from riemannkit import data as D  # noqa: E402
 from riemannkit import evaluation as EV  # noqa: E402
 from riemannstudy import evidence as EVD  # noqa: E402
 from riemannkit import models as MO  # noqa: E402
-from riemannstudy import units as U  # noqa: E402
 
 PATHS = ("ig", "blurig")
 TOLS = (0.1, 0.05, 0.01)
