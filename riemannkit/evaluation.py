@@ -177,7 +177,8 @@ def metric_table(
 ) -> dict[str, dict[str, dict]]:
     """{method: {metric: {'value', 'per_image', 'n_valid'[, 'curve']}}} for maps (B, C, H, W) of images x.
 
-    Metrics (:data:`METRICS`): insertion AUC of p and of p / p(x) (``insertion_start`` as
+    Metrics (:data:`METRICS`, read from the registry :mod:`riemannkit.scoring`, so a metric registered there is
+    accepted here too): insertion AUC of p and of p / p(x) (``insertion_start`` as
     :func:`riemannkit.metrics.insertion_deletion`: 'blur' = blur_image(x, 20), the default, or 'black', as the
     study's and RiemannOpt's scripts), deletion AUC (towards black), SIC / AIC with a WebP or MS-SSIM axis (``pic_start`` 'blur': pixels pasted onto
     blur_image(x, 20), as the IDGI study; 'random_mask': PAIR's re-interpolated bokeh images, seeded
