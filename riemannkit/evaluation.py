@@ -210,14 +210,14 @@ def metric_table(
     x, target = I.prepare(model, x, target, batch_size)
     b = x.shape[0]
     sal = []
+    needs = S.needs_attribution(metrics)
     for name in names:
         s = _map_of(maps[name]).to(device=x.device)
         if s.shape[0] != b:
             raise ValueError(f"maps[{name!r}] has {s.shape[0]} maps for {b} images")
         sal.append(s)
-        for needs in S.needs_attribution(metrics):
-            if not isinstance(maps[name], I.Attribution):
-                raise ValueError(f"metric {needs!r} needs an Attribution (with f(x) and f(x')) for maps[{name!r}], got a tensor")
+        if needs and not isinstance(maps[name], I.Attribution):
+            raise ValueError(f"metric {needs[0]!r} needs an Attribution (with f(x) and f(x')) for maps[{name!r}], got a tensor")
     max_pairs = V.check_count(max_pairs, "max_pairs")
     options = S.Options(steps, insertion_start, reduce, thresholds, tuple(starts.items()), min_pred_value, seed, batch_size,
                         per_image_curves)

@@ -11,7 +11,9 @@ a new computation, one :func:`register_family` call beside it).
 """
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import torch
@@ -38,7 +40,8 @@ class Options(NamedTuple):
     per_image_curves: bool = False
 
 
-class Batch(NamedTuple):
+@dataclass(frozen=True)
+class Batch:
     """One scoring call: k methods' maps of the same B images, scored together (method-major)."""
 
     model: nn.Module
@@ -49,8 +52,9 @@ class Batch(NamedTuple):
     sal: list[torch.Tensor]  # their maps, on x's device
     options: Options
 
+    @functools.cached_property
     def stacked(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images, maps, targets) of all k methods stacked method-major: k·B rows."""
+        """(images, maps, targets) of all k methods stacked method-major: k·B rows (built once, shared by the families)."""
         k = len(self.names)
         return self.x.repeat(k, 1, 1, 1), torch.cat(self.sal), self.target.repeat(k)
 
@@ -194,7 +198,7 @@ def score_batch(batch: Batch, metrics: Sequence[str]) -> dict[str, dict[str, dic
 def _curve_family(kind: str) -> Callable[[Batch, tuple[str, ...]], tuple[torch.Tensor, torch.Tensor]]:
     def compute(batch: Batch, wanted: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         o = batch.options
-        x_all, sal_all, t_all = batch.stacked()
+        x_all, sal_all, t_all = batch.stacked
         start = o.insertion_start if kind == "insertion" else None
         return M.insertion_deletion(batch.model, x_all, sal_all, start, t_all, kind, o.steps, "prob", o.batch_size, o.reduce)
     return compute
@@ -237,7 +241,7 @@ def _pic(batch: Batch, wanted: tuple[str, ...]) -> list[dict[str, M.PICCurves]]:
                                                   batch_size=o.batch_size))
             continue
         # The blurred start computed once per image, so that every method's copy of it is the same tensor.
-        x_all, sal_all, t_all = batch.stacked()
+        x_all, sal_all, t_all = batch.stacked
         s_img = M.pic_blur_start(batch.x).repeat(k, 1, 1, 1)
         axes = M.pic_curves_axes(batch.model, x_all, sal_all, t_all, infos, thresholds=o.thresholds, start=s_img, reduce=o.reduce,
                                  min_pred_value=o.min_pred_value, batch_size=o.batch_size)
