@@ -1101,6 +1101,20 @@ def tolerance_adaptive(unit: dict, path: str, tol: float) -> dict[str, np.ndarra
     return {k: np.array([c[k] for c in cells], dtype=float) for k in ("gradients", "map_error", "estimate", "completeness", "hit_n_max")}
 
 
+def tolerance_cost(unit: dict) -> dict[str, np.ndarray]:
+    """Per photo (stored order) the gradients its cell took, every path's reference (and its check), nested left rule,
+    RiemannOpt schedules and adaptive run to the smallest tol, and the cell's wall time (s)."""
+    s, cells = unit["settings"], [unit["cells"][n] for n in unit["images"]["evaluated"]]
+    tol = str(min(s["tols"]))
+
+    def path_cost(c: dict) -> int:
+        return (c["reference"].get("n", s["ref_n"]) + c.get("reference_check", {}).get("n", 0) + s["left_max"]
+                + sum(int(r.get("gradients", n)) for n, r in c["riemannopt"].items()) + int(c["adaptive"][tol]["gradients"]))
+
+    return {"gradients": np.array([sum(path_cost(c["paths"][p]) for p in s["paths"]) for c in cells], dtype=float),
+            "wall_s": np.array([c.get("wall_s", np.nan) for c in cells], dtype=float)}
+
+
 def tolerance_meets(unit: dict, path: str, method: str, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n, gradients (photos, n), meets (photos, n)) of a fixed method ('left' or 'riemannopt'): whether each photo's map
     at each stored n has map error and completeness error both <= tol (the adaptive run's own criterion)."""

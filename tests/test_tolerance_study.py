@@ -187,3 +187,17 @@ def test_variants_measured_against_different_references_are_not_set_side_by_side
     assert EVD.tolerance_reference(gpu) == {"ig": "gausslegendre_graded 4096"}
     with pytest.raises(ValueError, match="different references"):
         EVD.tolerance_by_variant([cpu, gpu])
+
+
+def test_a_photos_cost_counts_every_gradient_its_cell_took():
+    unit = _unit([5, 9], [8, 8], [8, 8], tols=(0.1, 0.05))
+    unit["settings"].update(left_max=64, ref_check_photos=1)
+    for i, c in enumerate(unit["cells"].values()):
+        c["paths"]["ig"]["reference"] = {"rule": "gausslegendre", "n": 4096, "map_error": 0.0}
+        if i == 0:
+            c["paths"]["ig"]["reference_check"] = {"n": 2048, "map_error": 0.001}
+        c["wall_s"] = 10.0 * (i + 1)
+    cost = EVD.tolerance_cost(unit)
+    fixed = 4096 + 64 + sum(NS)  # the reference, the nested left rule, the RiemannOpt schedules at every stored n
+    np.testing.assert_array_equal(cost["gradients"], [fixed + 2048 + 5, fixed + 9])  # the adaptive run at the smallest tol
+    np.testing.assert_array_equal(cost["wall_s"], [10.0, 20.0])
