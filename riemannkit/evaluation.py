@@ -1,7 +1,7 @@
 """Evaluate saliency methods (IG, BlurIG, Guided IG, each ± IDGI) over metrics, models and step counts.
 
-A method name is a path ('ig', 'blurig', 'guidedig', 'samp') optionally followed by '+idgi'.  A plain method is
-the left Riemann sum  Σ_j g_j ⊙ (γ(α_{j+1}) − γ(α_j))  (closed-form paths: g_j = ∇f(γ(α_j)) ⊙ γ'(α_j)
+A method name is a registered path ('ig', 'blurig', 'guidedig', 'samp', …) optionally followed by '+idgi'.  A plain
+method is the left Riemann sum  Σ_j g_j ⊙ (γ(α_{j+1}) − γ(α_j))  (closed-form paths: g_j = ∇f(γ(α_j)) ⊙ γ'(α_j)
 times Δα_j), its IDGI twin  Σ_j g_j ⊙ g_j Δf_j / ||g_j||²  (riemannkit.idgi).  Both need f and ∇f at the
 same n points, so :func:`method_maps` computes each path once and returns both maps from the same n
 gradient evaluations per image.  :func:`metric_table` scores any set of maps on insertion (probability
@@ -10,6 +10,7 @@ completeness; :func:`step_sweep` repeats both over step counts and schedules.
 """
 from __future__ import annotations
 
+import collections.abc
 import copy
 from typing import Mapping, Sequence
 
@@ -23,15 +24,38 @@ from . import idgi as ID
 from . import scoring as S
 from . import validate as V
 
+# The study's methods (the default of method_maps): the paths that need nothing but the model and the images, each
+# with its IDGI twin. Any registered path and its '+idgi' twin is accepted (METHOD_NAMES, read live).
 METHODS = ("ig", "ig+idgi", "blurig", "blurig+idgi", "guidedig", "guidedig+idgi", "samp", "samp+idgi")
+METHOD_NAMES = V.LiveNames(lambda: tuple(m for p in P.PATH_LABELS for m in (p, p + "+idgi")))
 # The row order of the IDGI reproducibility study's Tables 1–3.
 STUDY_ORDER = ("ig", "ig+idgi", "guidedig", "guidedig+idgi", "blurig", "blurig+idgi")
-# The one label set of the book's tables and figures: a path's short name, '+IDGI' for its IDGI twin (the
-# spelling the stored results use as keys, e.g. results/adaptive_full_cpu.json), and the two non-path controls.
-LABELS = {
-    **{k: v for p, label in P.PATH_LABELS.items() for k, v in ((p, label), (p + "+idgi", label + "+IDGI"))},
-    "gradxinput": "Gradient × input", "smoothgrad": "SmoothGrad",
-}
+CONTROL_LABELS = {"gradxinput": "Gradient × input", "smoothgrad": "SmoothGrad"}
+
+
+class _Labels(collections.abc.Mapping):
+    """The one label set of the book's tables and figures, read live from the path registry (a path registered later,
+    e.g. 'manifold' when riemannkit.manifold is imported, shows too): a path's short name, '+IDGI' for its IDGI twin
+    (the spelling the stored results use as keys, e.g. results/adaptive_full_cpu.json), and the two non-path controls."""
+
+    def _table(self) -> dict[str, str]:
+        paths = {k: v for p, label in P.PATH_LABELS.items() for k, v in ((p, label), (p + "+idgi", label + "+IDGI"))}
+        return {**paths, **CONTROL_LABELS}
+
+    def __getitem__(self, key: str) -> str:
+        return self._table()[key]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return f"LABELS({self._table()!r})"
+
+
+LABELS = _Labels()
 # The study's Guided IG: fraction 0.5, max_dist 1.0 in raw [0, 1] pixel space (PAIR: 0.25, 0.02).
 STUDY_PATH_KWARGS = {"guidedig": {"fraction": 0.5, "max_dist": 1.0}}
 # The metrics and their direction live in the one registry, riemannkit.scoring (read live: a metric registered there
@@ -43,15 +67,15 @@ LOWER_IS_BETTER = S.LOWER_IS_BETTER
 def parse_method(method: str) -> tuple[str, bool]:
     """('ig', False) for 'ig', ('ig', True) for 'ig+idgi'; ValueError naming the accepted values."""
     name = str(method).lower().replace(" ", "")
-    if name not in METHODS:
-        raise ValueError(f"unknown method={method!r}; accepted values: {', '.join(METHODS)}")
+    if name not in METHOD_NAMES:
+        raise ValueError(f"unknown method={method!r}; accepted values: {', '.join(METHOD_NAMES)}")
     path, _, suffix = name.partition("+")
     return path, suffix == "idgi"
 
 
 def _check_methods(methods: Sequence[str]) -> list[str]:
     if isinstance(methods, str) or len(methods) == 0:
-        raise ValueError(f"methods must be a non-empty list of method names from {', '.join(METHODS)}, got {methods!r}")
+        raise ValueError(f"methods must be a non-empty list of method names from {', '.join(METHOD_NAMES)}, got {methods!r}")
     names = []
     for m in methods:
         parse_method(m)

@@ -230,7 +230,7 @@ def check_choices(namespace: dict) -> None:
     ``methods`` (a path or its '+idgi' twin) and ``metrics`` (evaluation.METRICS), each a non-empty list."""
     from riemannkit.paths import PATH_NAMES
 
-    registries = {"paths": PATH_NAMES, "methods": EV.METHODS, "metrics": EV.METRICS}
+    registries = {"paths": PATH_NAMES, "methods": EV.METHOD_NAMES, "metrics": EV.METRICS}
     for name, accepted in registries.items():
         if name not in namespace.get("__annotations__", {}) or name not in namespace:
             continue

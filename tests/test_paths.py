@@ -58,9 +58,20 @@ def test_a_path_registered_in_one_call_is_accepted_labelled_and_integrated():
         torch.testing.assert_close(res.attr, w * x, rtol=1e-6, atol=1e-7)
         with pytest.raises(ValueError, match="path='toy_square' is registered already"):
             P.register_path("toy_square", lambda x, a: (x, x), ())
+        # The evaluation layer reads the registry live: the method, its IDGI twin and their labels.
+        assert EV.parse_method("toy_square+idgi") == ("toy_square", True)
+        assert EV.LABELS["toy_square"] == "Toy²" and EV.LABELS["toy_square+idgi"] == "Toy²+IDGI"
+        maps = EV.method_maps(model, x, ["toy_square", "toy_square+idgi"], alphas=[0.0, 0.5], target=0, output="logit")
+        # Left rule at α = 0, 0.5 (Δα = 0.5 each): g(0) = 0 and g(0.5) = w ⊙ γ'(0.5) = w ⊙ x, so the map is w ⊙ x / 2.
+        torch.testing.assert_close(maps["toy_square"].attr, w * x / 2, rtol=1e-6, atol=1e-7)
+        assert maps["toy_square+idgi"].attr.shape == x.shape
+        assert EV.method_labels(["toy_square"]) == ["Toy²", "Toy²+IDGI"]
     finally:
         P.unregister_path("toy_square")
     assert "toy_square" not in rk.PATH_NAMES and "toy_square" not in P.PATH_LABELS
+    assert "toy_square" not in EV.LABELS and "toy_square+idgi" not in EV.METHOD_NAMES
+    with pytest.raises(ValueError, match="unknown method='toy_square'; accepted values: ig, ig\\+idgi, blurig"):
+        EV.parse_method("toy_square")
     with pytest.raises(ValueError, match="accepted values: ig, blurig, guidedig, samp, manifold"):
         P.check_path_name("toy_square")
 
