@@ -10,7 +10,6 @@ completeness; :func:`step_sweep` repeats both over step counts and schedules.
 """
 from __future__ import annotations
 
-import collections.abc
 import copy
 from typing import Mapping, Sequence
 
@@ -24,38 +23,21 @@ from . import idgi as ID
 from . import scoring as S
 from . import validate as V
 
+CONTROL_LABELS = {"gradxinput": "Gradient × input", "smoothgrad": "SmoothGrad"}
+# The one label set of the book's tables and figures, read live from the path registry (a path registered later, e.g.
+# 'manifold' when riemannkit.manifold is imported, shows too): a path's short name, '+IDGI' for its IDGI twin (the
+# spelling the stored results use as keys, e.g. results/adaptive_full_cpu.json), and the two non-path controls.
+LABELS = V.LiveMapping(lambda: {
+    **{k: v for p, label in P.PATH_LABELS.items() for k, v in ((p, label), (p + "+idgi", label + "+IDGI"))},
+    **CONTROL_LABELS,
+})
+# Every method: a registered path or its '+idgi' twin (the labelled names less the controls).
+METHOD_NAMES = V.LiveNames(lambda: tuple(m for m in LABELS if m not in CONTROL_LABELS))
 # The study's methods (the default of method_maps): the paths that need nothing but the model and the images, each
-# with its IDGI twin. Any registered path and its '+idgi' twin is accepted (METHOD_NAMES, read live).
+# with its IDGI twin.
 METHODS = ("ig", "ig+idgi", "blurig", "blurig+idgi", "guidedig", "guidedig+idgi", "samp", "samp+idgi")
-METHOD_NAMES = V.LiveNames(lambda: tuple(m for p in P.PATH_LABELS for m in (p, p + "+idgi")))
 # The row order of the IDGI reproducibility study's Tables 1–3.
 STUDY_ORDER = ("ig", "ig+idgi", "guidedig", "guidedig+idgi", "blurig", "blurig+idgi")
-CONTROL_LABELS = {"gradxinput": "Gradient × input", "smoothgrad": "SmoothGrad"}
-
-
-class _Labels(collections.abc.Mapping):
-    """The one label set of the book's tables and figures, read live from the path registry (a path registered later,
-    e.g. 'manifold' when riemannkit.manifold is imported, shows too): a path's short name, '+IDGI' for its IDGI twin
-    (the spelling the stored results use as keys, e.g. results/adaptive_full_cpu.json), and the two non-path controls."""
-
-    def _table(self) -> dict[str, str]:
-        paths = {k: v for p, label in P.PATH_LABELS.items() for k, v in ((p, label), (p + "+idgi", label + "+IDGI"))}
-        return {**paths, **CONTROL_LABELS}
-
-    def __getitem__(self, key: str) -> str:
-        return self._table()[key]
-
-    def __iter__(self):
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-    def __repr__(self) -> str:
-        return f"LABELS({self._table()!r})"
-
-
-LABELS = _Labels()
 # The study's Guided IG: fraction 0.5, max_dist 1.0 in raw [0, 1] pixel space (PAIR: 0.25, 0.02).
 STUDY_PATH_KWARGS = {"guidedig": {"fraction": 0.5, "max_dist": 1.0}}
 # The metrics and their direction live in the one registry, riemannkit.scoring (read live: a metric registered there

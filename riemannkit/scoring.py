@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -89,20 +89,7 @@ METRICS = V.LiveNames(lambda: tuple(_METRICS))  # every metric, in registration 
 LOWER_IS_BETTER = V.LiveNames(lambda: tuple(k for k, m in _METRICS.items() if m.better == "lower"))
 
 
-class _Labels(Mapping):
-    """{metric: label}, read live from the registry."""
-
-    def __getitem__(self, name: str) -> str:
-        return _METRICS[name].label
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(tuple(_METRICS))
-
-    def __len__(self) -> int:
-        return len(_METRICS)
-
-
-METRIC_LABELS = _Labels()  # how the book's tables and figures name the metrics
+METRIC_LABELS = V.LiveMapping(lambda: {k: m.label for k, m in _METRICS.items()})  # how the book's tables and figures name the metrics
 
 
 def register_family(name: str, compute: Callable[[Batch, tuple[str, ...]], object], needs_attribution: bool = False) -> Family:

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import inspect
 import operator
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +60,26 @@ class LiveNames(Sequence):
 
     def __repr__(self) -> str:
         return repr(self._names())
+
+
+class LiveMapping(Mapping):
+    """A registry's {name: value} table, read live from it on every use (an entry registered later shows too):
+    what the book's tables and figures take their labels from."""
+
+    def __init__(self, table: Callable[[], dict]):
+        self._table = table
+
+    def __getitem__(self, key):
+        return self._table()[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return repr(self._table())
 
 
 def check_images(x, name: str = "x") -> torch.Tensor:
