@@ -46,6 +46,10 @@ def test_adds_the_new_photo_and_says_so(unit):
     assert f"{last}: {unit['cells'][last]['wall_s']:.1f} s, idle" in message
     assert unit["provenance"]["command"] in message and "/work/" not in message
     assert SU.added_photos(unit, None, always) == list(unit["cells"])
+    spanning = copy.deepcopy(unit)  # a run resumed on another machine names both
+    SU.provenance_parts(spanning)[0]["device"] = "CPU (AMD EPYC, x86_64, 2 threads)"
+    assert "AMD EPYC" in SU.commit_message(spanning, [last], "results/reference")
+    assert unit["provenance"]["device"] in SU.commit_message(spanning, [last], "results/reference")
 
 
 def test_refuses_what_a_reader_could_not_trace(unit):

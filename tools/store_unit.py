@@ -77,6 +77,7 @@ def commit_message(new: dict, added: list[str], into: str, issue: int | None = N
     cells, pv = new["cells"], new["provenance"]
     planned = new["settings"]["images"]
     commits = sorted({str(p["git_commit"])[:7] for p in provenance_parts(new)})
+    devices = "; ".join(sorted({str(p.get("device", "?")) for p in provenance_parts(new)}))  # a run may span machines
     state = "complete" if not is_partial(new) else "PARTIAL"
     last = added[-1] if added else list(cells)[-1]
     tail = f"{last}:{_seconds(cells[last])}" + (f", {note}" if note else "")
@@ -84,7 +85,7 @@ def commit_message(new: dict, added: list[str], into: str, issue: int | None = N
     return (f"{unit_kind(new).replace('_', ' ').capitalize()} unit of {new['model']} "
             f"({unit_variant(new)}), {state}{f' (issue {issue})' if issue else ''}: {len(cells)} of {len(planned)} photos "
             f"({', '.join(n + _seconds(c) for n, c in cells.items())}); this commit adds {', '.join(added) or 'no photo'}. "
-            f"From a clean tree at {', '.join(commits)} (a commit of this history), {pv.get('device', '?')}, command: "
+            f"From a clean tree at {', '.join(commits)} (a commit of this history), {devices}, command: "
             f"{pv.get('command', '?')} (the unit copied to {into}/); {total}")
 
 
