@@ -58,6 +58,11 @@ def _git(*args: str) -> bytes | None:
     return out.stdout if out.returncode == 0 else None
 
 
+def in_history(commit: str) -> bool:
+    """Whether ``commit`` names a commit of this repository's history (a stored record may cite it)."""
+    return _git("cat-file", "-e", f"{commit}^{{commit}}") is not None
+
+
 def _version(module: str) -> str | None:
     from importlib import metadata
 

@@ -21,11 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from riemannstudy.provenance import in_history  # noqa: E402
+
 COMMIT_KEYS = ("git_commit", "code_commit")
-
-
-def _in_history(commit: str) -> bool:
-    return subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True).returncode == 0
 
 
 def mark(record, lost: tuple[str, ...], why: str) -> int:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in args.lost:
         if len(c) < 7 or any(ch not in "0123456789abcdef" for ch in c):
             ap.error(f"--lost {c!r}: give a commit prefix of at least 7 lowercase hex digits")
-        if _in_history(c):
+        if in_history(c):
             ap.error(f"--lost {c}: this commit is in the history; only commits the history lacks are marked")
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],

@@ -23,13 +23,8 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from riemannstudy.provenance import in_history  # noqa: E402
 from riemannstudy.units import UnitError, is_partial, read_unit, unit_kind, unit_variant  # noqa: E402
-
-
-def in_history(commit: str) -> bool:
-    """Whether ``commit`` is a commit of this repository's history."""
-    return subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"],
-                          capture_output=True).returncode == 0
 
 
 def provenance_parts(unit: dict) -> list[dict]:
