@@ -1133,6 +1133,12 @@ def n_for_coverage(ns: np.ndarray, meets: np.ndarray, coverage: float = TOL_COVE
     return float(ns[ok[0]]) if len(ok) else np.inf
 
 
+def coverage_misses(n_photos: int, coverage: float = TOL_COVERAGE) -> int:
+    """How many of ``n_photos`` may miss the tolerance at the n of :func:`n_for_coverage` (its order statistic: the
+    n is the (n_photos - misses)-th smallest per-photo need where the needs are monotone)."""
+    return next(k for k in range(n_photos + 1) if (n_photos - k - 1) / n_photos < coverage - 1e-12)
+
+
 def n_needed(ns: np.ndarray, meets: np.ndarray) -> np.ndarray:
     """Per photo the smallest stored n from which on it meets the tolerance at every larger stored n (inf: not at the largest)."""
     out = np.full(meets.shape[0], np.inf)

@@ -40,6 +40,16 @@ def test_fixed_n_per_photo_and_for_95_percent():
     assert EVD.n_for_coverage(ns, meets, coverage=0.6) == 16
 
 
+def test_coverage_misses_is_the_order_statistic_n_for_coverage_uses():
+    assert [EVD.coverage_misses(m) for m in (1, 11, 19, 20, 22, 39, 40)] == [0, 0, 0, 1, 1, 1, 2]
+    ns = np.array(NS, dtype=float)
+    for m in (11, 20, 22, 39):
+        k = EVD.coverage_misses(m)
+        need = np.arange(m) % len(NS)  # photo i meets from NS[need[i]] on
+        meets = np.arange(len(NS))[None, :] >= np.sort(need)[:, None]
+        assert EVD.n_for_coverage(ns, meets) == ns[np.sort(need)[m - k - 1]]  # all but k photos meet there
+
+
 def test_the_row_and_the_claims_judge_the_4x_target():
     grads = [5] * 6 + [7] * 6
     holds = _unit(grads, [32] * 10 + [64, 64], [16] * 12)
