@@ -1128,15 +1128,15 @@ def tolerance_meets(unit: dict, path: str, method: str, tol: float) -> tuple[np.
 
 def n_for_coverage(ns: np.ndarray, meets: np.ndarray, coverage: float = TOL_COVERAGE) -> float:
     """The smallest stored n at which at least ``coverage`` of the photos meet the tolerance (inf: none does)."""
-    frac = meets.mean(0)
-    ok = np.flatnonzero(frac >= coverage - 1e-12)
+    m = meets.shape[0]
+    ok = np.flatnonzero(meets.sum(0) >= m - coverage_misses(m, coverage)) if m else []
     return float(ns[ok[0]]) if len(ok) else np.inf
 
 
 def coverage_misses(n_photos: int, coverage: float = TOL_COVERAGE) -> int:
     """How many of ``n_photos`` may miss the tolerance at the n of :func:`n_for_coverage` (its order statistic: the
     n is the (n_photos - misses)-th smallest per-photo need where the needs are monotone)."""
-    return next(k for k in range(n_photos + 1) if (n_photos - k - 1) / n_photos < coverage - 1e-12)
+    return next(k for k in range(n_photos + 1) if (n_photos - k - 1) < (coverage - 1e-12) * n_photos)
 
 
 def n_needed(ns: np.ndarray, meets: np.ndarray) -> np.ndarray:
