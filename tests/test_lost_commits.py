@@ -38,3 +38,26 @@ def test_refuses_a_commit_of_this_history(capsys):
     except SystemExit as e:
         assert e.code == 2
     assert "is in the history" in capsys.readouterr().err
+
+
+def test_refuses_a_tree_with_untracked_files(monkeypatch, capsys):
+    # code_state counts untracked files as dirt, as for every stored run; the tool must not stamp "dirty": False then.
+    monkeypatch.setattr(MLC, "code_state", lambda allow_dirty=True: {"git_commit": "f" * 40, "dirty": True})
+    try:
+        MLC.main(["--lost", "0000000", "--why", "x"])
+        raise AssertionError("a dirty tree was accepted")
+    except SystemExit as e:
+        assert e.code == 2
+    assert "uncommitted or untracked" in capsys.readouterr().err
+
+
+def test_stamp_names_the_clean_commit_of_code_state(monkeypatch, tmp_path):
+    import json
+
+    monkeypatch.setattr(MLC, "code_state", lambda allow_dirty=True: {"git_commit": "f" * 40, "dirty": False})
+    (tmp_path / "r.json").write_text(json.dumps({"provenance": {"git_commit": "0000000abc"}, "value": 1.5}))
+    assert MLC.main(["--lost", "0000000", "--why", "lost in a failed landing", "--results", str(tmp_path)]) == 0
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert list(rec)[0] == "annotated_by" and rec["annotated_by"]["git_commit"] == "f" * 40
+    assert rec["annotated_by"]["dirty"] is False and rec["value"] == 1.5
+    assert rec["provenance"] == {"git_commit_lost": "0000000abc", "lost_commit_note": "lost in a failed landing"}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from riemannstudy.provenance import in_history  # noqa: E402
+from riemannstudy.provenance import code_state, in_history  # noqa: E402
 
 COMMIT_KEYS = ("git_commit", "code_commit")
 
@@ -57,12 +56,14 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--lost {c!r}: give a commit prefix of at least 7 lowercase hex digits")
         if in_history(c):
             ap.error(f"--lost {c}: this commit is in the history; only commits the history lacks are marked")
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True).stdout.strip())
-    if dirty:
-        ap.error("the tree has uncommitted changes: commit this tool first, so annotated_by names the code that wrote it")
-    stamp = {"git_commit": head, "dirty": False, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    # The same clean-tree test as every stored run's (untracked files count): annotated_by's "dirty": False then means
+    # what it means in every other record.
+    state = code_state(allow_dirty=True)
+    if state["dirty"] is not False or not state["git_commit"]:
+        ap.error("the tree has uncommitted or untracked files (or git could not be read): commit this tool first, so "
+                 "annotated_by names the code that wrote it")
+    stamp = {"git_commit": state["git_commit"], "dirty": False,
+             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "command": "python tools/mark_lost_commits.py " + shlex.join(sys.argv[1:] if argv is None else argv)}
     for f in sorted((ROOT / args.results).rglob("*.json")):
         rec = json.loads(f.read_text())
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             # the commit that wrote this form of the record before the lost ones.
             rec = {"annotated_by": stamp, **rec} if isinstance(rec, dict) else rec
             f.write_text(json.dumps(rec, indent=1))  # as riemannstudy.provenance.save_json writes
-            print(f"{f.relative_to(ROOT)}: {n} lost commit name(s) moved")
+            print(f"{f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}: {n} lost commit name(s) moved")
     return 0
 
 
