@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from riemannstudy import evidence as EVD  # noqa: E402
+from riemannstudy import stats as ST  # noqa: E402
 from riemannstudy.tables import table  # noqa: E402
 
 STORED = "results/reference"
@@ -84,9 +85,9 @@ def counts(claims: list[dict]) -> str:
     """The verdict counts, overall and per model."""
     total = ", ".join(f"{k} {v}" for k, v in EVD.verdict_counts(claims).items())
     per = "; ".join(f"{EVD.MODEL_LABELS.get(m, m)} " + "/".join(str(Counter(c['verdict'] for c in claims if c['model'] == m)[v])
-                                                            for v in EVD.ST.VERDICTS)
+                                                            for v in ST.VERDICTS)
                     for m in dict.fromkeys(c["model"] for c in claims))
-    return f"{total} (per model, {'/'.join(EVD.ST.VERDICTS)}: {per})"
+    return f"{total} (per model, {'/'.join(ST.VERDICTS)}: {per})"
 
 
 def main(argv: list[str] | None = None) -> None:
