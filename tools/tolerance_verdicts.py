@@ -15,7 +15,6 @@ import argparse
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,8 +83,8 @@ def markdown(now: list[dict], before: list[dict] | None = None, rev: str = "") -
 def counts(claims: list[dict]) -> str:
     """The verdict counts, overall and per model."""
     total = ", ".join(f"{k} {v}" for k, v in EVD.verdict_counts(claims).items())
-    per = "; ".join(f"{EVD.MODEL_LABELS.get(m, m)} " + "/".join(str(Counter(c['verdict'] for c in claims if c['model'] == m)[v])
-                                                            for v in ST.VERDICTS)
+    per = "; ".join(f"{EVD.MODEL_LABELS.get(m, m)} "
+                    + "/".join(str(n) for n in EVD.verdict_counts([c for c in claims if c["model"] == m]).values())
                     for m in dict.fromkeys(c["model"] for c in claims))
     return f"{total} (per model, {'/'.join(ST.VERDICTS)}: {per})"
 
