@@ -31,6 +31,14 @@ def test_a_claim_whose_verdict_changed_is_marked_and_both_counts_are_computed():
     assert "at " not in TV.markdown(holds).split("|---")[0]  # no earlier column without --since
 
 
+def test_a_claim_judged_only_at_the_earlier_commit_keeps_its_row():
+    holds = _claims(_unit([5] * 6 + [7] * 6, [32] * 10 + [64, 64], [16] * 12))
+    md = TV.markdown(holds[:1], holds, "abc1234")
+    gone = [line for line in md.splitlines() if line.rstrip().endswith("**gone** |")]
+    assert len(gone) == len(holds) - 1 and all("| — |" in line for line in gone)
+    assert "now: holds 1," in md and "at abc1234: holds 2," in md
+
+
 def test_since_a_commit_judges_the_stored_units_of_that_commit():
     clean = subprocess.run(["git", "status", "--porcelain", "--", "results/reference"], cwd=ROOT, capture_output=True, text=True)
     if clean.returncode != 0 or clean.stdout.strip():

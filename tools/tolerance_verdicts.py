@@ -60,7 +60,8 @@ def cell(c: dict | None) -> str:
 
 def markdown(now: list[dict], before: list[dict] | None = None, rev: str = "") -> str:
     """One row per claim now (the ratio claim's estimate is the ratio, the error claim's is median error − tol), with
-    the same claim at ``rev`` beside it when ``before`` is given, and the verdict counts of both."""
+    the same claim at ``rev`` beside it when ``before`` is given (and a row for each claim judged only then), and
+    the verdict counts of both."""
     then = {key(c): c for c in before or []}
     rows = []
     for c in now:
@@ -72,6 +73,13 @@ def markdown(now: list[dict], before: list[dict] | None = None, rev: str = "") -
         else:
             row.append(cell(c))
         rows.append(row)
+    if before is not None:  # a claim judged at rev but not now (its unit was removed or lost a path or tol)
+        here = {key(c) for c in now}
+        for b in before:
+            if key(b) not in here:
+                rows.append([EVD.MODEL_LABELS.get(b["model"], b["model"]), f"`{b['variant']}`",
+                             EVD.PATH_LABELS.get(b["path"], b["path"]), f"{b['tol']:g}", b["kind"], cell(b), cell(None),
+                             "**gone**"])
     heads = ["model", "unit", "path", "tol", "claim"] + ([f"at {rev}", "now", ""] if before is not None else ["now"])
     out = [table(heads, rows, align="l" * len(heads)), ""]
     out.append("now: " + counts(now))
