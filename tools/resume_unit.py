@@ -115,8 +115,9 @@ def store_if_grown(work_unit: Path, stored: Path, issue: int | None, note: str, 
     """Store (and commit) the worktree's unit when it has more photos than the stored one; whether it did."""
     try:
         new, old = read_unit(work_unit), read_unit(stored)
-    except UnitError:
-        return False  # mid-write is impossible (atomic writes), so this is a unit the run has not written yet
+    except UnitError as err:  # never a half-written file (the run writes atomically): say why and try again later
+        print(f"resume_unit: not stored yet: {err}", file=sys.stderr, flush=True)
+        return False
     if len(new["cells"]) <= len(old["cells"]):
         return False
     into = stored.parent.relative_to(ROOT) if stored.parent.is_relative_to(ROOT) else stored.parent
@@ -126,6 +127,7 @@ def store_if_grown(work_unit: Path, stored: Path, issue: int | None, note: str, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Prepare the worktree, print the command, and with --run run it, storing each photo; the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("unit", help="the stored unit to resume (results/reference/...json)")
     ap.add_argument("--worktree", required=True, help="a folder for the clean worktree at the unit's commit")
