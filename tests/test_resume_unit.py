@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_store_unit import without_last
 
 from riemannstudy.provenance import in_history
 from riemannstudy.units import UnitError, check_unit
@@ -74,10 +75,7 @@ def test_the_cpu_model_is_added_to_the_note_only_where_the_device_lacks_it(unit,
 def test_a_grown_unit_is_stored_once(unit, tmp_path):
     if not all(in_history(p["git_commit"]) for p in RU.store_unit.provenance_parts(unit)):
         pytest.skip("needs the git history that holds the unit's commits (not a shallow clone)")
-    older = copy.deepcopy(unit)
-    last = older["images"]["evaluated"].pop()
-    del older["cells"][last]
-    older["complete"] = False
+    older, _ = without_last(unit)
     stored = tmp_path / "stored" / STORED.name
     stored.parent.mkdir()
     stored.write_text(json.dumps(older))
