@@ -120,3 +120,34 @@ def test_a_run_that_ends_is_stored_once_more_and_its_status_returned():
     run = FakeRun(polls=2, rc=3)
     rc = RU.follow(run, lambda: calls.append(1) or False, None, 0)
     assert rc == 3 and not run.terminated and len(calls) == 3  # two polls while alive, one after the end
+
+
+def test_a_unit_not_stored_is_begun_only_with_start_and_a_stored_one_only_resumed(tmp_path, capsys):
+    missing = tmp_path / "tolerance_efficientnet_lite2.json"
+    assert RU.main([str(missing), "--worktree", str(tmp_path / "wt")]) == 1
+    assert "--start" in capsys.readouterr().err
+    with pytest.raises(UnitError, match="is stored already"):
+        RU.start_plan(STORED, "python benchmarks/reference_tolerance.py --out-dir _build/ref-tol")
+
+
+def test_start_runs_its_command_at_this_checkouts_head():
+    head = RU._git("rev-parse", "HEAD").stdout.strip()
+    p = RU.start_plan(Path("/nonexistent/tolerance_x.json"),
+                      "python benchmarks/reference_tolerance.py --model efficientnet_lite2 --out-dir _build/ref-tol")
+    assert p == {"commit": head, "argv": ["benchmarks/reference_tolerance.py", "--model", "efficientnet_lite2",
+                                          "--out-dir", "_build/ref-tol"], "out_dir": "_build/ref-tol"}
+    with pytest.raises(UnitError, match="--start: the command names no --out-dir"):
+        RU.start_plan(Path("/nonexistent/tolerance_x.json"), "python benchmarks/reference_tolerance.py")
+
+
+def test_a_begun_unit_is_stored_at_its_first_photo_and_not_before(unit, tmp_path):
+    if not all(in_history(p["git_commit"]) for p in RU.store_unit.provenance_parts(unit)):
+        pytest.skip("needs the git history that holds the unit's commits (not a shallow clone)")
+    stored = tmp_path / "stored" / STORED.name
+    stored.parent.mkdir()
+    work = tmp_path / "work" / STORED.name
+    work.parent.mkdir()
+    assert not RU.store_if_grown(work, stored, 29, "test", commit=False)  # the run has written nothing yet
+    work.write_text(STORED.read_text())
+    assert RU.store_if_grown(work, stored, 29, "test", commit=False)
+    assert json.loads(stored.read_text())["cells"].keys() == unit["cells"].keys()

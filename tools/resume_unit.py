@@ -17,6 +17,13 @@ Without ``--run`` it prepares the worktree and prints the command it would run. 
 commits the unit in this checkout when it has gained photos (tools/store_unit.py --commit, which checks that the
 unit is traceable and keeps every stored photo unchanged).  ``--until HH:MM`` (UTC) stops the run at the first photo
 stored after that time, so a session keeps its end for the checks; the photo under way is lost, never half-stored.
+
+A unit not stored yet is begun the same way, at this checkout's commit (HEAD; the worktree is clean whatever this
+checkout holds), with its command named once; from its first stored photo on it resumes as above:
+
+    nohup python tools/resume_unit.py results/reference/tolerance_efficientnet_lite2.json --worktree ../wt-tol2 \\
+        --start "python benchmarks/reference_tolerance.py --model efficientnet_lite2 --device cpu --out-dir _build/ref-tol" \\
+        --run --issue 29 --note "on a machine otherwise idle" > logs/start_lite2.log 2>&1 &
 """
 from __future__ import annotations
 
@@ -40,6 +47,17 @@ from riemannstudy.provenance import cpu_model  # noqa: E402
 from riemannstudy.units import UnitError, read_unit  # noqa: E402
 
 
+def command_plan(command: str, commit: str, where: str) -> dict:
+    """The plan (commit, argv after ``python``, out-dir) that runs ``command`` at ``commit``, or a UnitError that
+    names ``where`` the command came from."""
+    argv = shlex.split(command)
+    if len(argv) < 2 or argv[0] != "python":
+        raise UnitError(f"{where}: the command {command!r} is not 'python <script> ...'; run it by hand")
+    if "--out-dir" not in argv[:-1]:
+        raise UnitError(f"{where}: the command names no --out-dir, so the run would not find the unit to resume from")
+    return {"commit": commit, "argv": argv[1:], "out_dir": argv[argv.index("--out-dir") + 1]}
+
+
 def plan(unit: dict) -> dict:
     """The commit, argv (after ``python``) and out-dir that resume ``unit``, from its provenance, or a UnitError."""
     parts = store_unit.provenance_parts(unit)
@@ -48,25 +66,31 @@ def plan(unit: dict) -> dict:
     if not commit or any(p.get("dirty", True) for p in parts):
         raise UnitError(f"{unit.get('file', 'the unit')}: its provenance names no clean commit; only a unit run from a "
                         "clean tree can be resumed (rerun it instead)")
-    argv = shlex.split(str(last.get("command") or ""))
-    if len(argv) < 2 or argv[0] != "python":
-        raise UnitError(f"{unit.get('file', 'the unit')}: its command {last.get('command')!r} is not "
-                        "'python <script> ...'; resume it by hand")
-    if "--out-dir" not in argv[:-1]:
-        raise UnitError(f"{unit.get('file', 'the unit')}: its command names no --out-dir, so the run would not find "
-                        "the unit to resume from")
-    return {"commit": commit, "argv": argv[1:], "out_dir": argv[argv.index("--out-dir") + 1]}
+    return command_plan(str(last.get("command") or ""), commit, f"{unit.get('file', 'the unit')}'s provenance")
+
+
+def start_plan(stored: Path, command: str) -> dict:
+    """The plan that begins the unit ``stored`` (not stored yet) with ``command`` at this checkout's HEAD."""
+    if stored.exists():
+        raise UnitError(f"--start: {stored.name} is stored already; it resumes from its own provenance (drop --start)")
+    head = _git("rev-parse", "HEAD").stdout.strip()
+    if not head:
+        raise UnitError("--start: this checkout has no commit to run at")
+    return command_plan(command, head, "--start")
 
 
 def _git(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
 
 
-def prepare(stored: Path, worktree: Path) -> tuple[dict, Path]:
-    """Make ``worktree`` a clean checkout at the unit's commit holding the stored unit; return the plan and the
-    worktree's unit file.  A worktree unit with at least the stored unit's photos (a run's progress) is kept."""
-    unit = read_unit(stored)
-    p = plan(unit)
+def prepare(stored: Path, worktree: Path, start: str | None = None) -> tuple[dict, Path]:
+    """Make ``worktree`` a clean checkout at the unit's commit holding the stored unit (with ``start``, the command
+    that begins a unit not stored yet, at HEAD); return the plan and the worktree's unit file.  A worktree unit with
+    at least the stored unit's photos (a run's progress) is kept."""
+    if start is None and not stored.exists():
+        raise UnitError(f"{stored.name} is not stored; begin it with --start \"python <script> ... --out-dir DIR\"")
+    unit = read_unit(stored) if start is None else {"cells": {}}
+    p = plan(unit) if start is None else start_plan(stored, start)
     if not worktree.exists():
         _git("worktree", "prune")
         r = _git("worktree", "add", "--detach", str(worktree), p["commit"])
@@ -86,6 +110,9 @@ def prepare(stored: Path, worktree: Path) -> tuple[dict, Path]:
               "progress, stored after its next photo", file=sys.stderr)
     elif have < len(unit["cells"]):  # equal: leave it, a run under way may be replacing it right now
         shutil.copyfile(stored, dst)
+    elif start is not None and have > 0:
+        print(f"resume_unit: {dst} holds {have} photos of an earlier start; the run resumes from them if its code is "
+              "unchanged (the benchmark checks) and they are stored with its next photo", file=sys.stderr)
     return p, dst
 
 
@@ -113,8 +140,11 @@ def until_time(text: str, now: dt.datetime) -> dt.datetime:
 
 def store_if_grown(work_unit: Path, stored: Path, issue: int | None, note: str, commit: bool = True) -> bool:
     """Store (and commit) the worktree's unit when it has more photos than the stored one; whether it did."""
+    if not work_unit.exists():  # a begun unit before its first photo
+        return False
     try:
-        new, old = read_unit(work_unit), read_unit(stored)
+        new = read_unit(work_unit)
+        old = read_unit(stored) if stored.exists() else {"cells": {}}
     except UnitError as err:  # never a half-written file (the run writes atomically): say why and try again later
         print(f"resume_unit: not stored yet: {err}", file=sys.stderr, flush=True)
         return False
@@ -129,8 +159,10 @@ def store_if_grown(work_unit: Path, stored: Path, issue: int | None, note: str, 
 def main(argv: list[str] | None = None) -> int:
     """Prepare the worktree, print the command, and with --run run it, storing each photo; the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("unit", help="the stored unit to resume (results/reference/...json)")
+    ap.add_argument("unit", help="the stored unit to resume (results/reference/...json), or to begin with --start")
     ap.add_argument("--worktree", required=True, help="a folder for the clean worktree at the unit's commit")
+    ap.add_argument("--start", metavar="COMMAND", help="begin a unit not stored yet: its run's command "
+                    "('python <script> ... --out-dir DIR', repository-relative), run at this checkout's HEAD")
     ap.add_argument("--run", action="store_true", help="run the unit's command there and store each photo")
     ap.add_argument("--issue", type=int, help="the issue the run serves, named in each commit message")
     ap.add_argument("--note", default="", help="what else ran on the machine beside the run (in each message)")
@@ -140,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     stored = (Path.cwd() / args.unit).resolve()
     try:
         stop = until_time(args.until, dt.datetime.now(dt.timezone.utc)) if args.until else None
-        p, work_unit = prepare(stored, Path(args.worktree).resolve())
+        p, work_unit = prepare(stored, Path(args.worktree).resolve(), args.start)
     except (UnitError, ValueError) as err:
         print(f"resume_unit: {err}", file=sys.stderr)
         return 1
@@ -149,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.run:
         return 0
     run = subprocess.Popen(command, cwd=Path(args.worktree).resolve())
-    return follow(run, lambda: store_if_grown(work_unit, stored, args.issue, args.note), stop, args.poll_s)
+    rc = follow(run, lambda: store_if_grown(work_unit, stored, args.issue, args.note), stop, args.poll_s)
+    if not stored.exists():  # e.g. the command writes another file name than the unit named here
+        print(f"resume_unit: nothing was stored: the run wrote no photo to {work_unit}", file=sys.stderr)
+    return rc
 
 
 def follow(run, store: Callable[[], bool], stop: dt.datetime | None, poll_s: float,
