@@ -151,3 +151,16 @@ def test_a_begun_unit_is_stored_at_its_first_photo_and_not_before(unit, tmp_path
     work.write_text(STORED.read_text())
     assert RU.store_if_grown(work, stored, 29, "test", commit=False)
     assert json.loads(stored.read_text())["cells"].keys() == unit["cells"].keys()
+
+
+def test_start_prepares_a_clean_worktree_at_head_and_copies_nothing(tmp_path):
+    wt = tmp_path / "wt"
+    stored = tmp_path / "tolerance_efficientnet_lite2.json"  # not stored: the run's first photo will be
+    try:
+        p, dst = RU.prepare(stored, wt, "python benchmarks/reference_tolerance.py --model efficientnet_lite2 "
+                                        "--out-dir _build/ref-tol")
+        head = RU._git("rev-parse", "HEAD").stdout.strip()
+        assert p["commit"] == head == RU._git("rev-parse", "HEAD", cwd=wt).stdout.strip()
+        assert dst == wt / "_build" / "ref-tol" / stored.name and not dst.exists() and dst.parent.is_dir()
+    finally:
+        RU._git("worktree", "remove", "--force", str(wt))

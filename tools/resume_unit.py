@@ -108,7 +108,7 @@ def prepare(stored: Path, worktree: Path, start: str | None = None) -> tuple[dic
     if have > len(unit["cells"]):
         print(f"resume_unit: keeping {dst} ({have} photos, the stored unit has {len(unit['cells'])}): the run's "
               "progress, stored after its next photo", file=sys.stderr)
-    elif have < len(unit["cells"]):  # equal: leave it, a run under way may be replacing it right now
+    elif start is None and have < len(unit["cells"]):  # equal: leave it, a run may be replacing it right now
         shutil.copyfile(stored, dst)
     elif start is not None and have > 0:
         print(f"resume_unit: {dst} holds {have} photos of an earlier start; the run resumes from them if its code is "
