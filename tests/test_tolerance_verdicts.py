@@ -57,3 +57,9 @@ def test_a_commit_git_does_not_know_is_refused_naming_the_option():
     r = subprocess.run([sys.executable, "tools/tolerance_verdicts.py", "--since", "no-such-rev"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode != 0 and "--since 'no-such-rev'" in r.stderr
+
+
+def test_a_claim_on_one_photo_says_it_has_no_ci_instead_of_printing_infinities():
+    one = _claims(_unit([5], [32], [16]))
+    md = TV.markdown(one)
+    assert "inf" not in md and "1 photo: " in md and "(no CI from 1 photo)" in md and "**inconclusive**" in md
