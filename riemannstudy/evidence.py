@@ -1292,22 +1292,27 @@ def tolerance_models_units_markdown(units: dict[str, dict]) -> str:
     return table(["model", "unit", "path", "reference", "its error bound"], body, align="lllll")
 
 
+def claim_estimate_text(claim: dict, fmt: str = "{:.3g}") -> str:
+    """A claim's estimate with its 95 % CI ('1.52 [1.10, 2.03]'), or '1.52 (no CI from 1 photo)' where its photos give no
+    interval; the book's tables and tools/tolerance_verdicts.py both say it this way."""
+    est = fmt.format(claim["ours_diff"])
+    if not np.isfinite([claim["low"], claim["high"]]).all():
+        n = claim["n_images"]
+        return f"{est} (no CI from {n} photo{'s' if n != 1 else ''})"
+    return f"{est} [{fmt.format(claim['low'])}, {fmt.format(claim['high'])}]"
+
+
 def tolerance_models_markdown(units: dict[str, dict], claims: list[dict]) -> str:
     """Markdown: per model (its unit from :func:`tolerance_unit_per_model`), path and tol, the photos and the two claims
     of :func:`tolerance_claims` (estimate [95 % CI] and verdict) side by side; each unit's reference is in
     :func:`tolerance_models_units_markdown`."""
-    def ci(c_: dict, f: str) -> str:
-        if not np.isfinite([c_["low"], c_["high"]]).all():  # one photo: no interval
-            return f"{f.format(c_['ours_diff'])} (no CI from {c_['n_images']} photo)"
-        return f"{f.format(c_['ours_diff'])} [{f.format(c_['low'])}, {f.format(c_['high'])}]"
-
     body = []
     for model in units:
         for c in (c for c in claims if c["model"] == model and c["kind"] == "ratio"):
             e = next(e for e in claims if e["model"] == model and e["kind"] == "error" and (e["path"], e["tol"]) == (c["path"], c["tol"]))
             body.append([MODEL_LABELS.get(model, model), PATH_LABELS.get(c["path"], c["path"]), f"{c['tol']:g}", c["n_images"],
-                         ("≥ " if c["censored"] else "") + ci(c, "{:.3g}"), f"**{c['verdict']}**",
-                         ci(e, "{:+.3g}"), f"**{e['verdict']}**"])
+                         ("≥ " if c["censored"] else "") + claim_estimate_text(c, "{:.3g}"), f"**{c['verdict']}**",
+                         claim_estimate_text(e, "{:+.3g}"), f"**{e['verdict']}**"])
     return table(["model", "path", "tol", "photos", "linear n for 95 % / median gradients [95 % CI]", "≥ 4× target",
                   "median map error − tol [95 % CI]", "stopping rule"], body, align="llrrrlrl")
 

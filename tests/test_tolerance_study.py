@@ -189,6 +189,15 @@ def test_across_models_each_model_is_judged_on_its_largest_unit():
     assert "10.7 (no CI from 1 photo)" in md and "inf" not in md  # a run just begun: an estimate, no interval
 
 
+def test_claim_estimate_text_gives_the_interval_or_says_why_there_is_none():
+    c = {"ours_diff": 1.5234, "low": 1.1, "high": 2.034, "n_images": 12}
+    assert EVD.claim_estimate_text(c, "{:.2f}") == "1.52 [1.10, 2.03]"
+    one = c | {"low": -np.inf, "high": np.inf, "n_images": 1}
+    assert EVD.claim_estimate_text(one, "{:+.3g}") == "+1.52 (no CI from 1 photo)"
+    # the same sentence however many photos gave no interval (the bootstrap needs two)
+    assert EVD.claim_estimate_text(one | {"n_images": 0, "low": np.nan}) == "1.52 (no CI from 0 photos)"
+
+
 def test_variants_measured_against_different_references_are_not_set_side_by_side():
     cpu = _unit([6, 8], [64] * 2, [16] * 2) | {"variant": "cpu"}
     gpu = _unit([6, 9], [64] * 2, [16] * 2) | {"variant": "cuda"}

@@ -12,7 +12,6 @@ Everything is computed from stored units; nothing is typed.
 from __future__ import annotations
 
 import argparse
-import math
 import subprocess
 import sys
 import tempfile
@@ -56,9 +55,7 @@ def cell(c: dict | None) -> str:
         return "—"
     fmt = "{:.2f}" if c["kind"] == "ratio" else "{:+.4f}"
     photos = f"{c['n_images']} photo{'s' if c['n_images'] != 1 else ''}"
-    ci = (f"[{fmt.format(c['low'])}, {fmt.format(c['high'])}]" if math.isfinite(c["low"]) and math.isfinite(c["high"])
-          else f"(no CI from {photos})")  # as the book's tables say it
-    return (f"{photos}: {fmt.format(c['ours_diff'])} {ci}"
+    return (f"{photos}: {EVD.claim_estimate_text(c, fmt)}"
             f"{' (lower bound)' if c.get('censored') else ''} **{c['verdict']}**")
 
 
